@@ -1,0 +1,93 @@
+// Every error a client, a push caller or an operator can see, with a stable
+// code. README's "Errors" section lists the same table; test/errors.test.ts
+// checks that the two agree.
+
+/** gRPC status codes used here (numbers from grpc's status.proto). */
+export const GrpcStatus = {
+  OK: 0,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
+
+export interface ErrorSpec {
+  /** HTTP status the gateway answers with. */
+  readonly http: number;
+  /** gRPC status code the gRPC service answers with. */
+  readonly grpc: number;
+  /** Default human-readable message (a call site may give a more precise one). */
+  readonly message: string;
+}
+
+/** Errors of the push API (HTTP gateway and gRPC). */
+export const ApiErrors = {
+  PUSH_ERR_BAD_JSON: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'request body is not valid JSON' },
+  PUSH_ERR_INVALID_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'request does not match the PushRequest message' },
+  PUSH_ERR_EMPTY_TO: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"to" must list at least one card_id' },
+  PUSH_ERR_BAD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'ids must be non-empty strings within the length limit' },
+  PUSH_ERR_TOO_MANY_RECIPIENTS: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"to" lists more card_ids than push.max_recipients' },
+  PUSH_ERR_CONTENT_TOO_LARGE: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"content" is longer than push.max_content bytes' },
+  PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"pushes" must hold at least one push' },
+  PUSH_ERR_MISSING_CARD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'query parameter cardID is required' },
+  PUSH_ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request body is larger than gateway.max_body bytes' },
+  PUSH_ERR_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, message: 'no such route' },
+  PUSH_ERR_METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED, message: 'method not allowed on this route' },
+  PUSH_ERR_QUEUE_FULL: { http: 503, grpc: GrpcStatus.UNAVAILABLE, message: 'the push queue is full; retry later' },
+  PUSH_ERR_QUEUE_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE, message: 'the push queue is unavailable; retry later' },
+  PUSH_ERR_SHUTTING_DOWN: { http: 503, grpc: GrpcStatus.UNAVAILABLE, message: 'the server is shutting down' },
+  PUSH_ERR_TIMEOUT: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED, message: 'a shard did not answer in time' },
+  PUSH_ERR_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL, message: 'internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ApiErrorCode = keyof typeof ApiErrors;
+
+/** An API error: carries its stable code; HTTP and gRPC map it through ApiErrors. */
+export class PushError extends Error {
+  readonly code: ApiErrorCode;
+  constructor(code: ApiErrorCode, message?: string) {
+    super(message ?? ApiErrors[code].message);
+    this.name = 'PushError';
+    this.code = code;
+  }
+}
+
+/**
+ * WebSocket errors. `close` is the close code the server ends the connection
+ * with; 0 means the connection stays open and the client gets an error frame
+ * `{"type":2,"code":"...","data":"<message>"}` instead.
+ */
+export const WsErrors = {
+  PUSH_ERR_WS_BAD_JSON: { close: 4000, message: 'frame is not a JSON object with an "event" string' },
+  PUSH_ERR_WS_UNKNOWN_EVENT: { close: 4001, message: 'unknown event' },
+  PUSH_ERR_WS_BINARY: { close: 1003, message: 'binary frames are not supported' },
+  PUSH_ERR_WS_TOO_LARGE: { close: 1009, message: 'frame is larger than server.max_payload' },
+  PUSH_ERR_WS_JOIN_INVALID: { close: 0, message: 'join needs data.card_id (and optional data.app_id) as non-empty strings within push.max_id_length' },
+  PUSH_ERR_WS_SHUTDOWN: { close: 1001, message: 'server shutting down' },
+  PUSH_ERR_WS_INTERNAL: { close: 1011, message: 'shard restarting after an internal error' },
+} as const;
+
+export type WsErrorCode = keyof typeof WsErrors;
+
+/** Start-up errors: one line on stderr, then exit code 2. */
+export const StartupErrors = {
+  PUSH_ERR_CONFIG: 'a configuration value is missing or invalid',
+  PUSH_ERR_PORT_IN_USE: 'a port the server needs is already in use',
+  PUSH_ERR_START: 'a part of the server failed to start',
+} as const;
+
+export type StartupErrorCode = keyof typeof StartupErrors;
+
+export class StartupError extends Error {
+  readonly code: StartupErrorCode;
+  constructor(code: StartupErrorCode, message: string) {
+    super(message);
+    this.name = 'StartupError';
+    this.code = code;
+  }
+}
+
+export const EXIT_STARTUP = 2;

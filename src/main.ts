@@ -1,0 +1,59 @@
+// Entry point: `node dist/src/main.js --config config.ini [--set section.key=value ...]`.
+// Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 2 when start-up fails
+// (bad configuration, a port in use), 1 on an unexpected fatal error.
+
+import { availableParallelism } from 'node:os';
+import { loadConfig, parseArgs, type Config } from './config';
+import { createLogger } from './shared/log';
+import { EXIT_STARTUP, StartupError } from './errors';
+import { Server } from './server';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(parseArgs(process.argv.slice(2)), availableParallelism());
+  } catch (err) {
+    exitStartup(err);
+  }
+  const log = createLogger('main', config.log.level);
+  const server = new Server(config, log);
+
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) return;
+    signalled = true;
+    log.info('shutting down', { signal });
+    server.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error('shutdown failed', { error: err.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    await server.start();
+  } catch (err) {
+    await server.close().catch(() => undefined);
+    exitStartup(err);
+  }
+  const { server: s, grpc, queue } = config;
+  log.info('pusher ready', {
+    ws: `${s.host}:${s.wsPort}/ws`, gateway: `${s.host}:${server.gateway.port}`, grpc: grpc.enabled ? `${grpc.host}:${grpc.port}` : 'off',
+    shards: s.shards, processors: config.processor.threads, queue: queue.driver, channel: queue.driver === 'nsq' ? queue.channel : undefined,
+  });
+}
+
+function exitStartup(err: unknown): never {
+  const code = err instanceof StartupError ? err.code : 'PUSH_ERR_START';
+  process.stderr.write(`pusher: ${code}: ${(err as Error).message}\n`);
+  process.exit(EXIT_STARTUP);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`pusher: fatal: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,209 @@
+// Starts, watches, queries and stops the shard threads, and wires the
+// MessagePorts between shards and between processors and shards. A shard that
+// dies is started again; the others keep serving.
+
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { join } from 'node:path';
+import type { Config } from './config';
+import type { Logger } from './shared/log';
+import type { MainToProcessor, MainToShard, ShardInit, ShardQuery, ShardStats, ShardToMain } from './shared/frames';
+import { PushError } from './errors';
+
+const QUERY_TIMEOUT_MS = 5_000;
+const STOP_TIMEOUT_MS = 10_000;
+const RESTART_DELAY_MS = 100;
+
+interface Slot {
+  worker: Worker | null;
+  ready: boolean;
+  /** Generation: a restart makes stale 'exit' events recognisable. */
+  gen: number;
+  restarts: number;
+}
+
+interface Pending {
+  resolve(value: ShardStats | boolean | number): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class Supervisor {
+  private readonly slots: Slot[];
+  private readonly processors = new Set<MessagePort>();
+  private readonly pending = new Map<number, Pending>();
+  private nextQuery = 1;
+  /** Sequence number of the next processor task (see workers/shard/sequencer.ts). */
+  private seq = 0;
+  private stopping = false;
+  private readonly entry = join(__dirname, '..', 'workers', 'shard.js');
+
+  constructor(private readonly config: Config, private readonly log: Logger) {
+    this.slots = Array.from({ length: config.server.shards }, () => ({ worker: null, ready: false, gen: 0, restarts: 0 }));
+  }
+
+  get shardCount(): number {
+    return this.slots.length;
+  }
+
+  /** Starts every shard; resolves when all listen, rejects if one can't. */
+  async start(): Promise<void> {
+    await Promise.all(this.slots.map((_, i) => this.spawn(i)));
+  }
+
+  private spawn(index: number): Promise<void> {
+    const s = this.config.server;
+    const init: ShardInit = {
+      index, shards: this.slots.length, host: s.host, wsPort: s.wsPort, maxPayload: s.maxPayload,
+      idleTimeout: s.idleTimeout, maxBackpressure: s.maxBackpressure, maxIdLength: this.config.push.maxIdLength,
+      logLevel: this.config.log.level, firstSeq: this.seq,
+    };
+    const slot = this.slots[index]!;
+    const gen = ++slot.gen;
+    const worker = new Worker(this.entry, { workerData: init, name: `shard-${index}` });
+    slot.worker = worker;
+    slot.ready = false;
+
+    // Mesh: a port to every other live shard, and to every processor. Sent
+    // before the shard's first turn, so it never routes without them.
+    for (let j = 0; j < this.slots.length; j++) {
+      const other = this.slots[j]!;
+      if (j === index || other.worker === null) continue;
+      const { port1, port2 } = new MessageChannel();
+      this.send(other.worker, { t: 'attach', kind: 'shard', peer: index, port: port1 }, [port1]);
+      this.send(worker, { t: 'attach', kind: 'shard', peer: j, port: port2 }, [port2]);
+    }
+    for (const control of this.processors) this.linkProcessor(control, index, worker);
+
+    return new Promise((resolve, reject) => {
+      worker.on('message', (msg: ShardToMain) => {
+        switch (msg.t) {
+          case 'ready':
+            slot.ready = true;
+            resolve();
+            return;
+          case 'listen-failed':
+            reject(new Error(`shard ${index} could not listen on ${s.host}:${s.wsPort}`));
+            return;
+          case 'reply':
+            this.settle(msg.id, msg.value);
+            return;
+          case 'fatal':
+            this.log.error('shard crashed', { shard: index, error: msg.message });
+            return;
+        }
+      });
+      worker.on('error', (err) => {
+        // Only reached if the shard's own uncaughtException handler failed.
+        this.log.error('shard error', { shard: index, error: err.message });
+      });
+      worker.on('exit', (code) => {
+        if (slot.gen !== gen) return;
+        slot.worker = null;
+        slot.ready = false;
+        reject(new Error(`shard ${index} exited during start (code ${code})`));
+        if (this.stopping) return;
+        // Its connections are gone: owners forget its members now.
+        for (const other of this.slots) if (other.worker !== null) this.send(other.worker, { t: 'peer-reset', peer: index });
+        slot.restarts++;
+        this.log.warn('shard exited; restarting', { shard: index, code, restarts: slot.restarts });
+        setTimeout(() => {
+          if (this.stopping) return;
+          this.spawn(index).catch((err: Error) => this.log.error('shard restart failed', { shard: index, error: err.message }));
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+  }
+
+  private send(worker: Worker, msg: MainToShard, transfer?: MessagePort[]): void {
+    worker.postMessage(msg, transfer);
+  }
+
+  private linkProcessor(control: MessagePort, shard: number, worker: Worker): void {
+    const { port1, port2 } = new MessageChannel();
+    const toProcessor: MainToProcessor = { t: 'shard-port', shard, port: port1 };
+    control.postMessage(toProcessor, [port1]);
+    this.send(worker, { t: 'attach', kind: 'processor', peer: -1, port: port2 }, [port2]);
+  }
+
+  /** Numbers processor tasks in dispatch order. */
+  nextSeq(): number {
+    return this.seq++;
+  }
+
+  /** A processor thread said hello: give it a port to every shard, now and after restarts. */
+  addProcessor(control: MessagePort): void {
+    this.processors.add(control);
+    control.on('close', () => this.processors.delete(control));
+    this.slots.forEach((slot, i) => {
+      if (slot.worker !== null) this.linkProcessor(control, i, slot.worker);
+    });
+  }
+
+  /** Asks one shard; rejects with PUSH_ERR_TIMEOUT if it does not answer in time. */
+  query(shard: number, q: ShardQuery): Promise<ShardStats | boolean | number> {
+    const worker = this.slots[shard]!.worker;
+    if (worker === null || this.stopping) return Promise.reject(new PushError('PUSH_ERR_TIMEOUT', `shard ${shard} is restarting`));
+    const id = this.nextQuery++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new PushError('PUSH_ERR_TIMEOUT'));
+      }, QUERY_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.send(worker, { t: 'query', id, ...q });
+    });
+  }
+
+  private settle(id: number, value: ShardStats | boolean | number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(value);
+  }
+
+  /** Per-shard stats, for /system and the tests (a restarting shard counts as empty). */
+  async stats(): Promise<ShardStats[]> {
+    const empty: ShardStats = { clients: 0, groups: 0, localGroups: 0, delivered: 0, undelivered: 0, dropped: 0 };
+    return Promise.all(this.slots.map((_, i) => (this.query(i, { q: 'stats' }) as Promise<ShardStats>).catch(() => empty)));
+  }
+
+  /** Debug hook: makes a shard throw an uncaught exception. */
+  crash(shard: number): boolean {
+    const worker = this.slots[shard]?.worker;
+    if (worker == null) return false;
+    this.send(worker, { t: 'crash' });
+    return true;
+  }
+
+  restarts(): number[] {
+    return this.slots.map((s) => s.restarts);
+  }
+
+  /** Every shard closes its connections (1001) and listen socket, then its thread ends. */
+  async close(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const exits = this.slots.map((slot) => {
+      const worker = slot.worker;
+      if (worker === null) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.log.error('shard did not stop in time', { thread: worker.threadId });
+          resolve();
+        }, STOP_TIMEOUT_MS);
+        worker.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.send(worker, { t: 'shutdown' });
+      });
+    });
+    await Promise.all(exits);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new PushError('PUSH_ERR_SHUTTING_DOWN'));
+    }
+    this.pending.clear();
+  }
+}

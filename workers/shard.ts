@@ -1,0 +1,200 @@
+// Shard thread: one uWS App listening on the shared WebSocket port
+// (SO_REUSEPORT: the kernel spreads accepted connections over the shards).
+// Holds its connections, the records of the groups it owns, and delivers
+// frames from the processors and from other shards.
+//
+// uWS rule that shapes this file: the thread must never end while uWS holds
+// handles (the whole process aborts). So no handler may throw out to uWS, and
+// both shutdown and crash close every socket and the listen socket first, then
+// let the thread end by itself.
+
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import * as uWS from 'uWebSockets.js';
+import { createLogger } from '../src/shared/log';
+import { F_DELIVER, F_MEMBERS, F_SKIP, type MainToShard, type PeerFrame, type ShardInit, type ShardStats, type ShardToMain } from '../src/shared/frames';
+import { WsErrors } from '../src/errors';
+import { Registry, type Socket, type SocketData } from './shard/registry';
+import { Delivery } from './shard/delivery';
+import { Sequencer } from './shard/sequencer';
+import { closeWith, handleFrame } from './shard/protocol';
+
+const init = workerData as ShardInit;
+const log = createLogger(`shard-${init.index}`, init.logLevel);
+const main = parentPort!;
+const registry = new Registry(init.index, init.shards);
+const delivery = new Delivery(registry);
+const sequencer = new Sequencer(init.firstSeq, (batch) => delivery.handle(batch));
+/** Every open connection, joined or not: shutdown and crash close them all. */
+const sockets = new Set<Socket>();
+/** Ports from processors (they only send). */
+const processorPorts = new Set<MessagePort>();
+let listenSocket: uWS.us_listen_socket | null = null;
+let stopping = false;
+
+function post(msg: ShardToMain): void {
+  main.postMessage(msg);
+}
+
+const WELCOME = JSON.stringify({ msg: 'welcome to socket server', server: 'pusher' });
+
+const app = uWS.App()
+  .ws<SocketData>('/ws', {
+    // uWS drops a connection over its limit without a close frame (clients
+    // see 1006). Up to twice max_payload we check ourselves and close with
+    // 1009 and a reason; only larger frames meet the silent drop.
+    maxPayloadLength: init.maxPayload * 2,
+    idleTimeout: init.idleTimeout,
+    maxBackpressure: init.maxBackpressure,
+    closeOnBackpressureLimit: 1,
+    sendPingsAutomatically: true,
+    compression: uWS.DISABLED,
+    upgrade(res, req, context) {
+      if (stopping) {
+        res.writeStatus('503 Service Unavailable').end();
+        return;
+      }
+      const data: SocketData = { card: '', app: '', closed: false };
+      res.upgrade(
+        data,
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open(ws) {
+      sockets.add(ws);
+    },
+    message(ws, message, isBinary) {
+      if (isBinary) {
+        closeWith(ws, 'PUSH_ERR_WS_BINARY');
+        return;
+      }
+      if (message.byteLength > init.maxPayload) {
+        closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE');
+        return;
+      }
+      handleFrame(ws, Buffer.from(message).toString('utf8'), registry, init.maxIdLength);
+    },
+    close(ws) {
+      const ud = ws.getUserData();
+      ud.closed = true;
+      sockets.delete(ws);
+      if (ud.card !== '') registry.leave(ws, ud.card);
+    },
+  })
+  .get('/', (res) => {
+    res.writeHeader('Content-Type', 'application/json').end(WELCOME);
+  })
+  .any('/*', (res) => {
+    res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json')
+      .end('{"code":5,"message":"no such route; WebSocket clients connect to /ws","error":"PUSH_ERR_NOT_FOUND"}');
+  });
+
+app.listen(init.host, init.wsPort, (token) => {
+  if (token === false) {
+    log.error('cannot listen', { port: init.wsPort });
+    post({ t: 'listen-failed' });
+    closeAll(WsErrors.PUSH_ERR_WS_SHUTDOWN.close, 'PUSH_ERR_WS_SHUTDOWN');
+    return;
+  }
+  listenSocket = token;
+  log.debug('listening', { port: init.wsPort });
+  post({ t: 'ready' });
+});
+
+function onPeerFrame(this: MessagePort & { peer?: number }, frame: PeerFrame): void {
+  if (stopping) return;
+  switch (frame.t) {
+    case F_DELIVER:
+      if (frame.seq === -1) delivery.handle(frame);
+      else sequencer.push(frame.seq, frame);
+      return;
+    case F_SKIP:
+      sequencer.push(frame.seq, null);
+      return;
+    case F_MEMBERS:
+      registry.applyMembers(this.peer!, frame);
+  }
+}
+
+function stats(): ShardStats {
+  return {
+    clients: sockets.size,
+    groups: registry.owned,
+    localGroups: registry.local.size,
+    ...delivery.counters,
+  };
+}
+
+main.on('message', (msg: MainToShard) => {
+  switch (msg.t) {
+    case 'attach': {
+      const port = msg.port as MessagePort & { peer?: number };
+      port.on('message', onPeerFrame);
+      if (msg.kind === 'shard') {
+        port.peer = msg.peer;
+        registry.peers[msg.peer]?.close();
+        registry.peers[msg.peer] = port;
+        registry.announceTo(msg.peer);
+      } else {
+        processorPorts.add(port);
+        port.on('close', () => processorPorts.delete(port));
+      }
+      return;
+    }
+    case 'peer-reset':
+      registry.dropPeer(msg.peer);
+      return;
+    case 'query': {
+      let value: ShardStats | boolean | number;
+      if (msg.q === 'stats') value = stats();
+      else if (msg.q === 'online') value = registry.groupSize(msg.card) > 0;
+      else value = registry.groupSize(msg.card);
+      post({ t: 'reply', id: msg.id, value });
+      return;
+    }
+    case 'shutdown':
+      stop(WsErrors.PUSH_ERR_WS_SHUTDOWN.close, 'PUSH_ERR_WS_SHUTDOWN');
+      return;
+    case 'crash':
+      // Debug hook (config debug.crash_route): a real uncaught exception.
+      setImmediate(() => {
+        throw new Error(`crash requested for shard ${init.index}`);
+      });
+      return;
+  }
+});
+
+/** Closes every handle this thread holds, so it can end without aborting the process. */
+function closeAll(code: number, reason: string): void {
+  if (listenSocket !== null) {
+    uWS.us_listen_socket_close(listenSocket);
+    listenSocket = null;
+  }
+  // end() runs the close handler synchronously, which edits `sockets`: iterate a copy.
+  for (const ws of [...sockets]) {
+    if (!ws.getUserData().closed) ws.end(code, reason);
+  }
+  // Forcefully closes what is left (HTTP keep-alive connections, closing sockets).
+  app.close();
+  sequencer.close();
+  for (const port of registry.peers) port?.close();
+  for (const port of processorPorts) port.close();
+  main.unref();
+}
+
+function stop(code: number, reason: string): void {
+  if (stopping) return;
+  stopping = true;
+  const n = sockets.size;
+  closeAll(code, reason);
+  log.debug('stopped', { closed: n });
+}
+
+process.on('uncaughtException', (err) => {
+  log.error('crashed; closing connections so the shard can restart', { error: err.message });
+  if (!stopping) post({ t: 'fatal', message: err.message });
+  stop(WsErrors.PUSH_ERR_WS_INTERNAL.close, 'PUSH_ERR_WS_INTERNAL');
+});
+

@@ -1,0 +1,62 @@
+// The client side of the wire contract: what a connection may send on /ws and
+// what it gets back (gopusher's events). Runs in a shard thread.
+
+import { WsErrors, type WsErrorCode } from '../../src/errors';
+import { OK_FRAME } from '../../src/shared/payload';
+import type { Registry, Socket } from './registry';
+
+export function errorFrame(code: WsErrorCode, message: string = WsErrors[code].message): string {
+  return JSON.stringify({ type: 2, code, data: message });
+}
+
+/** Ends the connection with the close code the error table gives it; the reason is the error code. */
+export function closeWith(ws: Socket, code: WsErrorCode): void {
+  ws.end(WsErrors[code].close, code);
+}
+
+function validId(v: unknown, maxLen: number, optional: boolean): v is string {
+  if (v === undefined && optional) return true;
+  return typeof v === 'string' && (v.length > 0 || optional) && v.length <= maxLen;
+}
+
+/**
+ * Handles one text frame. Returns nothing: every outcome is a reply, an error
+ * frame, or a close with a documented code.
+ */
+export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdLength: number): void {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    closeWith(ws, 'PUSH_ERR_WS_BAD_JSON');
+    return;
+  }
+  if (msg === null || typeof msg !== 'object' || typeof (msg as { event?: unknown }).event !== 'string') {
+    closeWith(ws, 'PUSH_ERR_WS_BAD_JSON');
+    return;
+  }
+  const { event, data } = msg as { event: string; data?: unknown };
+  switch (event) {
+    case 'ping':
+      ws.send(OK_FRAME, false, false);
+      return;
+    case 'join': {
+      const d = (data !== null && typeof data === 'object' ? data : {}) as { card_id?: unknown; app_id?: unknown };
+      if (!validId(d.card_id, maxIdLength, false) || !validId(d.app_id, maxIdLength, true)) {
+        ws.send(errorFrame('PUSH_ERR_WS_JOIN_INVALID'), false, false);
+        return;
+      }
+      const ud = ws.getUserData();
+      if (ud.card !== d.card_id) {
+        if (ud.card !== '') registry.leave(ws, ud.card);
+        ud.card = d.card_id;
+        registry.join(ws, ud.card);
+      }
+      ud.app = d.app_id ?? '';
+      ws.send(OK_FRAME, false, false);
+      return;
+    }
+    default:
+      closeWith(ws, 'PUSH_ERR_WS_UNKNOWN_EVENT');
+  }
+}
