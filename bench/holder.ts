@@ -1,0 +1,177 @@
+// Connection holder (a child process): opens its share of the WebSocket
+// connections, joins each to its card_id, then measures every push frame it
+// receives (latency from the send time in the content) and reports to the
+// parent once a second. One process holds at most ~19,900 sockets (20,000
+// open files), so the orchestrator forks several.
+
+import WebSocket from 'ws';
+import { Histogram } from './histogram';
+import { decodeStamp, nowUs } from './content';
+import type { HolderStart, HolderTick, HolderToParent, ParentToChild } from './messages';
+
+const OK_FRAME_LENGTH = '{"type":1,"data":"ok"}'.length;
+const MAX_ATTEMPTS = 5;
+const RETRY_DELAY_MS = 200;
+
+/** A connection with the fixed-shape state the shared handlers need. */
+class BenchSocket extends WebSocket {
+  index = 0;
+  attempt = 0;
+  joined = false;
+}
+
+let cfg: HolderStart;
+const hist = new Histogram();
+const sockets: (BenchSocket | null)[] = [];
+let nextIndex = 0;
+let connecting = 0;
+let joined = 0;
+let failed = 0;
+let closed = 0;
+let delivered = 0;
+let other = 0;
+let stopping = false;
+let reportedJoined = false;
+const errors = new Set<string>();
+
+function send(msg: HolderToParent): void {
+  process.send!(msg);
+}
+
+function cardOf(i: number): string {
+  return `c${Math.floor(i / cfg.groupSize)}`;
+}
+
+/** Spreads app_ids by weight, deterministically by connection index. */
+function appOf(i: number): string | undefined {
+  const apps = cfg.apps;
+  if (apps.length === 0) return undefined;
+  const total = apps.reduce((n, a) => n + a.weight, 0);
+  let x = ((i * 2654435761) >>> 0) / 2 ** 32 * total;
+  for (const a of apps) {
+    x -= a.weight;
+    if (x < 0) return a.app;
+  }
+  return apps[apps.length - 1]!.app;
+}
+
+function open(slot: number, attempt: number): void {
+  const index = cfg.first + slot;
+  const local = cfg.localAddresses;
+  const ws = new BenchSocket(cfg.url, {
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+    handshakeTimeout: 15_000,
+    ...(local.length > 0 ? { localAddress: local[index % local.length]! } : {}),
+  });
+  ws.index = slot;
+  ws.attempt = attempt;
+  sockets[slot] = ws;
+  ws.on('open', onOpen);
+  ws.on('message', onMessage);
+  ws.on('error', onError);
+  ws.on('close', onClose);
+}
+
+// ws calls handlers with `this` as the socket: shared handlers, no per-connection closures.
+function onOpen(this: WebSocket): void {
+  const index = cfg.first + (this as BenchSocket).index;
+  const app = appOf(index);
+  const data = app === undefined ? { card_id: cardOf(index) } : { card_id: cardOf(index), app_id: app };
+  this.send(JSON.stringify({ event: 'join', data }));
+}
+
+function onMessage(this: WebSocket, data: Buffer): void {
+  const ws = this as BenchSocket;
+  if (ws.joined) {
+    const stamp = decodeStamp(data);
+    if (stamp < 0) {
+      other++;
+      return;
+    }
+    hist.record(nowUs() - stamp);
+    delivered++;
+    return;
+  }
+  if (data.length === OK_FRAME_LENGTH) {
+    ws.joined = true;
+    joined++;
+    settled();
+  } else {
+    other++;
+    if (errors.size < 5) errors.add(data.toString());
+  }
+}
+
+function onError(err: Error): void {
+  if (errors.size < 5) errors.add(err.message);
+}
+
+function onClose(this: WebSocket): void {
+  const ws = this as BenchSocket;
+  if (stopping) return;
+  if (ws.joined) {
+    joined--;
+    closed++;
+    return;
+  }
+  if (ws.attempt + 1 < MAX_ATTEMPTS) {
+    const { index, attempt } = ws;
+    setTimeout(open, RETRY_DELAY_MS * (attempt + 1), index, attempt + 1);
+    return;
+  }
+  failed++;
+  settled();
+}
+
+/** One attempt finished for good (joined or failed): start the next connection. */
+function settled(): void {
+  connecting--;
+  pump();
+  if (!reportedJoined && joined + failed + closed >= cfg.count) {
+    reportedJoined = true;
+    send({ t: 'joined', joined, failed });
+  }
+}
+
+function pump(): void {
+  while (connecting < cfg.concurrency && nextIndex < cfg.count && !stopping) {
+    connecting++;
+    open(nextIndex++, 0);
+  }
+}
+
+function tick(then?: () => void): void {
+  const msg: HolderTick = {
+    t: 'tick', joined, failed, closed, delivered, hist: hist.toSparse(), sum: hist.sum, max: hist.max, other,
+  };
+  if (then === undefined) send(msg);
+  else process.send!(msg, then);
+  hist.reset();
+  delivered = 0;
+  other = 0;
+}
+
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(timer);
+  if (errors.size > 0) process.stderr.write(`holder ${process.pid}: ${[...errors].join(' | ')}\n`);
+  // Let the last tick reach the parent before the IPC channel goes.
+  tick(() => {
+    for (const ws of sockets) ws?.terminate();
+    process.exit(0);
+  });
+}
+
+const timer = setInterval(() => tick(), 1000);
+
+process.on('message', (msg: ParentToChild) => {
+  if (msg.t === 'start') {
+    cfg = msg as HolderStart;
+    if (cfg.count === 0) send({ t: 'joined', joined: 0, failed: 0 });
+    pump();
+  } else if (msg.t === 'stop') stop();
+});
+// Never outlive the orchestrator.
+process.on('disconnect', () => process.exit(0));

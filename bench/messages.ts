@@ -1,0 +1,95 @@
+// IPC messages between the orchestrator (run.ts) and its child processes:
+// connection holders (holder.ts) and push senders (sender.ts).
+
+import type { SparseCounts } from './histogram';
+
+export interface AppShare {
+  app: string;
+  weight: number;
+}
+
+export interface HolderStart {
+  t: 'start';
+  url: string;
+  /** Global index of this holder's first connection: card_id = c<floor(index / groupSize)>. */
+  first: number;
+  count: number;
+  groupSize: number;
+  apps: AppShare[];
+  /** Source addresses to spread connections over (empty: let the kernel pick). */
+  localAddresses: string[];
+  /** Connection attempts in flight at once. */
+  concurrency: number;
+}
+
+export interface HolderTick {
+  t: 'tick';
+  /** Connections joined (got the join's "ok") and still open. */
+  joined: number;
+  /** Connections that failed for good (all retries used) or closed unexpectedly. */
+  failed: number;
+  closed: number;
+  /** Push frames received in this interval, and their latency histogram. */
+  delivered: number;
+  hist: SparseCounts;
+  sum: number;
+  max: number;
+  /** Frames that were not bench pushes (errors, stray replies). */
+  other: number;
+}
+
+export interface HolderJoined {
+  t: 'joined';
+  joined: number;
+  failed: number;
+}
+
+export type PushPath = 'http' | 'http-batch' | 'grpc' | 'grpc-batch' | 'grpc-stream';
+
+export interface SenderStart {
+  t: 'start';
+  path: PushPath;
+  httpUrl: string;
+  grpcAddr: string;
+  /** This sender's index and the number of senders: push j of this sender is global push index*senders+j. */
+  index: number;
+  senders: number;
+  /** Pushes per second for this sender; 0 = as fast as the window allows. */
+  rate: number;
+  /** Most pushes this sender sends (0 = no bound but time). */
+  count: number;
+  durationMs: number;
+  /** Recipient layout: `connections` joined in groups of `groupSize`. */
+  connections: number;
+  groupSize: number;
+  /** Pushes per request (http-batch, grpc-batch) or per stream message (grpc-stream). */
+  batch: number;
+  /** Transport connections and requests in flight on each. */
+  conns: number;
+  inflight: number;
+}
+
+export interface SenderTick {
+  t: 'tick';
+  /** Pushes written in this interval. */
+  sent: number;
+  /** Pushes the server accepted (2xx, gRPC OK), failed (other answers, errors), in this interval. */
+  acked: number;
+  failed: number;
+  /** Frames the accepted pushes should produce (group sizes summed). */
+  expected: number;
+}
+
+export interface SenderDone {
+  t: 'done';
+  sent: number;
+  acked: number;
+  failed: number;
+  expected: number;
+  /** First few distinct failure descriptions. */
+  errors: string[];
+}
+
+export type ParentToChild = HolderStart | SenderStart | { t: 'stop' };
+export type HolderToParent = HolderTick | HolderJoined;
+export type SenderToParent = SenderTick | SenderDone;

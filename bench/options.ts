@@ -1,0 +1,162 @@
+// Command line of `npm run bench -- <scenario> [options]`: parsing, the
+// defaults of each scenario (full and --quick), and the usage text.
+
+import type { AppShare, PushPath } from './messages';
+
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+const PATHS: readonly PushPath[] = ['http', 'http-batch', 'grpc', 'grpc-batch', 'grpc-stream'];
+
+export interface Options {
+  scenario: Scenario;
+  quick: boolean;
+  connections: number;
+  groupSize: number;
+  /** Offered pushes per second, 0 = as fast as possible. */
+  rate: number;
+  /** Seconds of sending (connections: seconds of idle measurement). */
+  duration: number;
+  /** Most pushes, 0 = bounded by duration only. */
+  count: number;
+  path: PushPath;
+  /** Pushes per request / stream message on the batch paths. */
+  batch: number;
+  driver: 'memory' | 'nsq';
+  /** Connection holder processes (0 = one per 15,000 connections). */
+  processes: number;
+  senders: number;
+  /** Connections per sender process, and requests in flight on each. */
+  senderConns: number;
+  inflight: number;
+  shards: number;
+  appMix: AppShare[];
+  server: 'pusher' | 'naive';
+  target: string | null;
+  serverPid: number | null;
+  sets: string[];
+  serverCpuProf: boolean;
+  /** Optional suffix for result file names (e.g. a reference name). */
+  name: string;
+}
+
+export const USAGE = `usage: npm run bench -- <scenario> [options]
+scenarios: connections | push | fanout | sustained   (see bench/README.md)
+  --quick                 short smoke variant (< 1 minute)
+  --connections N         WebSocket connections to hold
+  --group-size K          connections per card_id
+  --rate R                offered pushes/s (0 = as fast as possible)
+  --duration S            seconds of sending (connections: seconds idle)
+  --count N               most pushes (0 = duration only)
+  --path P                http | http-batch | grpc | grpc-batch | grpc-stream
+  --batch B               pushes per request / stream message (batch paths)
+  --driver D              memory | nsq (starts nsqd via scripts/nsqd.sh)
+  --processes P           connection holder processes (default: 1 per 15,000)
+  --senders S             sender processes          --sender-conns C   connections each
+  --inflight F            requests in flight per sender connection
+  --shards N              server.shards for the started server
+  --app-mix a=1,b=3       app_id weights for joins (default: no app_id)
+  --server pusher|naive   what to start (naive: bench/baseline-naive.ts)
+  --target http://h:p,ws://h:p/ws[,grpc://h:p]   use a running server instead
+  --server-pid PID        sample this pid's RSS/CPU (with --target)
+  --set section.key=value extra server config (repeatable)
+  --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
+  --name NAME             result file name: bench/results/NAME.{json,svg}`;
+
+function defaults(scenario: Scenario, quick: boolean): Options {
+  const o: Options = {
+    scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
+    driver: 'memory', processes: 0, senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
+    target: null, serverPid: null, sets: [], serverCpuProf: false, name: '',
+  };
+  switch (scenario) {
+    case 'connections':
+      o.connections = quick ? 5000 : 19000;
+      o.duration = quick ? 5 : 15;
+      break;
+    case 'push':
+      break;
+    case 'fanout':
+      // 10 groups of 1,000 at 1,000 pushes/s offers 1M frames/s.
+      o.connections = quick ? 5000 : 10000;
+      o.groupSize = 1000;
+      o.rate = 1000;
+      break;
+    case 'sustained':
+      o.connections = quick ? 5000 : 19000;
+      o.rate = 10000;
+      o.duration = quick ? 20 : 120;
+      break;
+  }
+  return o;
+}
+
+function int(flag: string, v: string | undefined, min = 0): number {
+  const n = Number(v);
+  if (v === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer ≥ ${min}, got ${v}`);
+  return n;
+}
+
+function appMix(v: string): AppShare[] {
+  return v.split(',').filter((s) => s !== '').map((part) => {
+    const [app, w] = part.split('=');
+    const weight = w === undefined ? 1 : Number(w);
+    if (app === undefined || app === '' || !(weight > 0)) throw new Error(`--app-mix: bad entry "${part}" (use app=weight,...)`);
+    return { app, weight };
+  });
+}
+
+export function parseOptions(argv: readonly string[]): Options {
+  const scenario = argv[0] as Scenario;
+  if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario "${argv[0] ?? ''}"`);
+  const rest = argv.slice(1);
+  const o = defaults(scenario, rest.includes('--quick'));
+  let explicitBatch = false;
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i]!;
+    const next = (): string | undefined => rest[++i];
+    switch (flag) {
+      case '--quick': break;
+      case '--connections': o.connections = int(flag, next(), 1); break;
+      case '--group-size': o.groupSize = int(flag, next(), 1); break;
+      case '--rate': o.rate = int(flag, next()); break;
+      case '--duration': o.duration = int(flag, next(), 1); break;
+      case '--count': o.count = int(flag, next()); break;
+      case '--batch': o.batch = int(flag, next(), 1); explicitBatch = true; break;
+      case '--processes': o.processes = int(flag, next(), 1); break;
+      case '--senders': o.senders = int(flag, next(), 1); break;
+      case '--sender-conns': o.senderConns = int(flag, next(), 1); break;
+      case '--inflight': o.inflight = int(flag, next(), 1); break;
+      case '--shards': o.shards = int(flag, next(), 1); break;
+      case '--server-pid': o.serverPid = int(flag, next(), 1); break;
+      case '--server-cpu-prof': o.serverCpuProf = true; break;
+      case '--path': {
+        const p = next() as PushPath;
+        if (!PATHS.includes(p)) throw new Error(`--path must be one of ${PATHS.join(', ')}`);
+        o.path = p;
+        break;
+      }
+      case '--driver': {
+        const d = next();
+        if (d !== 'memory' && d !== 'nsq') throw new Error('--driver must be memory or nsq');
+        o.driver = d;
+        break;
+      }
+      case '--server': {
+        const s = next();
+        if (s !== 'pusher' && s !== 'naive') throw new Error('--server must be pusher or naive');
+        o.server = s;
+        break;
+      }
+      case '--app-mix': o.appMix = appMix(next() ?? ''); break;
+      case '--target': o.target = next() ?? null; break;
+      case '--set': o.sets.push(next() ?? ''); break;
+      case '--name': o.name = next() ?? ''; break;
+      default: throw new Error(`unknown option "${flag}"`);
+    }
+  }
+  // Batch paths carry 100 pushes per request / stream message unless told otherwise.
+  if (!explicitBatch && (o.path === 'http-batch' || o.path === 'grpc-batch' || o.path === 'grpc-stream')) o.batch = 100;
+  if (o.server === 'naive' && o.path !== 'http' && o.path !== 'http-batch') throw new Error('the naive server has HTTP only');
+  if (o.groupSize > o.connections) o.groupSize = o.connections;
+  return o;
+}

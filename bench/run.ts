@@ -1,0 +1,69 @@
+// `npm run bench -- <scenario> [options]`: starts what is measured (pusher,
+// or the naive baseline, plus nsqd for --driver nsq) unless --target names a
+// running server, runs the scenario, stops everything, and writes the JSON
+// result and its SVG plot under bench/results/.
+
+import { join } from 'node:path';
+import { Fleet } from './fleet';
+import { parseOptions, USAGE, type Options, type Scenario } from './options';
+import { formatProfiles, summariseDir, type ThreadProfile } from './profile';
+import { machine, RESULTS_DIR, stamp, writeResult, type RunResult } from './results';
+import { externalServer, startNaive, startNsqd, startPusher, type Nsqd, type ServerHandle } from './server-proc';
+import type { Ctx } from './scenarios/common';
+import { connections } from './scenarios/connections';
+import { push } from './scenarios/push';
+import { fanout } from './scenarios/fanout';
+import { sustained } from './scenarios/sustained';
+
+const SCENARIO: Record<Scenario, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained };
+
+async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
+  if (o.target !== null) return externalServer(o.target, o.serverPid);
+  if (o.server === 'naive') return startNaive(profileDir);
+  return startPusher({ shards: o.shards, sets: o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir });
+}
+
+async function main(): Promise<void> {
+  let o: Options;
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const started = new Date();
+  const name = o.name !== '' ? o.name : `${o.scenario}-${stamp(started)}`;
+  const profileDir = o.serverCpuProf && o.target === null ? join(RESULTS_DIR, `profile-${name}`) : null;
+  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd() : null;
+  let server: ServerHandle | null = null;
+  let fleet: Fleet | null = null;
+  let summary: Record<string, unknown>;
+  try {
+    server = await startServer(o, nsqd, profileDir);
+    fleet = new Fleet(server, o.scenario);
+    summary = await SCENARIO[o.scenario]({ o, server, fleet });
+  } finally {
+    await fleet?.close();
+    await server?.stop();
+    await nsqd?.stop();
+  }
+  let profile: ThreadProfile[] | undefined;
+  if (profileDir !== null) {
+    profile = summariseDir(profileDir);
+    process.stderr.write(`${formatProfiles(profile)}\n(profiles in ${profileDir})\n`);
+  }
+  const result: RunResult = {
+    scenario: o.scenario, startedAt: started.toISOString(), command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, options: o,
+    machine: machine(), server: { kind: server!.kind, command: server!.command }, summary,
+    totals: { ...fleet!.totals, closedDuringRun: fleet!.closed }, latency: fleet!.hist.percentiles(), series: fleet!.series,
+    ...(profile !== undefined ? { profile } : {}),
+  };
+  const files = writeResult(result, name);
+  const headline = Object.fromEntries(Object.entries(summary).filter(([, v]) => typeof v !== 'object' || v === null));
+  process.stdout.write(`${JSON.stringify(headline)}\nresult: ${files.json}\nplot:   ${files.svg}\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,142 @@
+// Push sender (a child process): offers pushes at a fixed rate (token bucket
+// refilled every ~1 ms) or as fast as its window of requests in flight allows,
+// bounded by a count and a duration; each push's content carries its send time.
+// Reports sent / accepted / failed once a second.
+
+import { encodeStamp, nowUs } from './content';
+import type { ParentToChild, SenderStart, SenderToParent } from './messages';
+import type { Push, Transport, TransportEvents } from './transport';
+import { HttpTransport } from './sender-http';
+import { GrpcTransport } from './sender-grpc';
+
+/** A rate-limited sender that fell behind sends at most this much backlog at once (then drops the debt). */
+const MAX_BACKLOG_S = 0.1;
+const CLOSE_TIMEOUT_MS = 15_000;
+
+let cfg: SenderStart;
+let transport: Transport;
+let t0 = 0;
+let deadline = 0;
+let groups = 0;
+/** Pushes this sender started (its local push counter) and the rate debt skipped when behind. */
+let sent = 0;
+let skipped = 0;
+let finished = false;
+let pumpQueued = false;
+let timerArmed = false;
+const totals = { sent: 0, acked: 0, failed: 0, expected: 0 };
+const tick = { sent: 0, acked: 0, failed: 0, expected: 0 };
+const errors = new Set<string>();
+
+function post(msg: SenderToParent): void {
+  process.send!(msg);
+}
+
+const events: TransportEvents = {
+  ack(pushes, expected) {
+    tick.acked += pushes;
+    tick.expected += expected;
+    totals.acked += pushes;
+    totals.expected += expected;
+  },
+  fail(pushes, reason) {
+    tick.failed += pushes;
+    totals.failed += pushes;
+    if (errors.size < 5) errors.add(reason);
+  },
+  wake() {
+    if (pumpQueued || finished) return;
+    pumpQueued = true;
+    setImmediate(pump);
+  },
+};
+
+function groupSize(g: number): number {
+  return Math.min(cfg.groupSize, cfg.connections - g * cfg.groupSize);
+}
+
+function pump(): void {
+  pumpQueued = false;
+  if (finished) return;
+  const now = performance.now();
+  const limit = cfg.count > 0 ? cfg.count : Infinity;
+  if (now >= deadline || sent >= limit) {
+    finish();
+    return;
+  }
+  let due = limit;
+  if (cfg.rate > 0) {
+    due = Math.min(limit, (cfg.rate * (now - t0)) / 1000 - skipped);
+    const backlog = due - sent;
+    if (backlog > cfg.rate * MAX_BACKLOG_S) {
+      skipped += backlog - cfg.rate * MAX_BACKLOG_S;
+      due = sent + cfg.rate * MAX_BACKLOG_S;
+    }
+  }
+  const content = encodeStamp(nowUs());
+  let room = transport.room();
+  while (room > 0 && due - sent >= Math.min(cfg.batch, limit - sent)) {
+    const n = Math.min(cfg.batch, limit - sent);
+    const pushes: Push[] = new Array(n);
+    let expected = 0;
+    for (let i = 0; i < n; i++) {
+      const g = (cfg.index + cfg.senders * (sent + i)) % groups;
+      pushes[i] = { card: `c${g}`, content };
+      expected += groupSize(g);
+    }
+    transport.send(pushes, expected);
+    sent += n;
+    tick.sent += n;
+    totals.sent += n;
+    room--;
+  }
+  transport.flush();
+  // One timer at a time refills the bucket and checks the deadline; answers
+  // that open the window wake the pump sooner.
+  if (!timerArmed) {
+    timerArmed = true;
+    setTimeout(onTimer, 1);
+  }
+}
+
+function onTimer(): void {
+  timerArmed = false;
+  pump();
+}
+
+function report(): void {
+  post({ t: 'tick', ...tick });
+  tick.sent = tick.acked = tick.failed = tick.expected = 0;
+}
+
+function finish(): void {
+  if (finished) return;
+  finished = true;
+  transport.close(CLOSE_TIMEOUT_MS).then(() => {
+    clearInterval(timer);
+    report();
+    process.send!({ t: 'done', ...totals, errors: [...errors] }, () => process.exit(0));
+  }, (err: Error) => {
+    process.stderr.write(`sender: close failed: ${err.message}\n`);
+    process.exit(1);
+  });
+}
+
+const timer = setInterval(report, 1000);
+
+process.on('message', (msg: ParentToChild) => {
+  if (msg.t === 'start') {
+    cfg = msg as SenderStart;
+    groups = Math.ceil(cfg.connections / cfg.groupSize);
+    transport = cfg.path === 'http' || cfg.path === 'http-batch'
+      ? new HttpTransport(cfg.httpUrl, cfg.path === 'http-batch', cfg.conns, cfg.inflight, events)
+      : new GrpcTransport(cfg.grpcAddr, cfg.path, cfg.conns, cfg.inflight, events);
+    t0 = performance.now();
+    deadline = t0 + cfg.durationMs;
+    pump();
+  } else if (msg.t === 'stop') {
+    deadline = 0;
+    events.wake();
+  }
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,166 @@
+// Starts what the bench measures, on free loopback ports: the compiled pusher
+// (dist/src/main.js, as test/helpers/server.ts does), the naive baseline, and
+// nsqd for --driver nsq. Or describes an already running server (--target).
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 20_000;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServerHandle {
+  kind: 'pusher' | 'naive' | 'external';
+  /** Process to sample (null: not ours, not sampled). */
+  pid: number | null;
+  httpUrl: string;
+  wsUrl: string;
+  /** host:port, or '' when the server has no gRPC. */
+  grpcAddr: string;
+  command: string[];
+  /** Where --server-cpu-prof writes the .cpuprofile files, or null. */
+  profileDir: string | null;
+  stop(): Promise<void>;
+}
+
+/** A child process whose output is kept (last 64 KB) for the error message when it dies. */
+class Child {
+  private out = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly proc: ChildProcess, readonly name: string) {
+    const keep = (d: Buffer): void => {
+      this.out = (this.out + d.toString()).slice(-65536);
+      // The server runs at log level warn: what it prints matters.
+      process.stderr.write(d.toString().replace(/^(?=.)/gm, `${name}: `));
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+  }
+
+  output(): string {
+    return this.out;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `url` until it answers 2xx; fails early if the child exits. */
+async function waitHttp(url: string, child: Child): Promise<void> {
+  const end = Date.now() + READY_TIMEOUT_MS;
+  let exited = false;
+  child.exited.then(() => (exited = true));
+  while (Date.now() < end) {
+    if (exited) throw new Error(`${child.name} exited before it was ready:\n${child.output()}`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      // Not listening yet: poll again.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await child.stop();
+  throw new Error(`${child.name} not ready after ${READY_TIMEOUT_MS} ms:\n${child.output()}`);
+}
+
+function nodeArgs(profileDir: string | null): string[] {
+  // Worker threads inherit --cpu-prof and write one profile each.
+  return profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+}
+
+export interface PusherOptions {
+  shards: number;
+  sets: string[];
+  nsqdTcp: string | null;
+  profileDir: string | null;
+}
+
+export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
+  const [ws, http, grpc] = [await freePort(), await freePort(), await freePort()];
+  if (o.profileDir !== null) mkdirSync(o.profileDir, { recursive: true });
+  const sets = [
+    'server.host=127.0.0.1', `server.ws_port=${ws}`, `gateway.port=${http}`, `grpc.addr=127.0.0.1:${grpc}`, 'log.level=warn',
+    ...(o.shards > 0 ? [`server.shards=${o.shards}`] : []),
+    ...(o.nsqdTcp !== null ? ['queue.driver=nsq', `queue.nsqd_tcp=${o.nsqdTcp}`] : []),
+    ...o.sets,
+  ];
+  const args = [...nodeArgs(o.profileDir), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
+  const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'server');
+  const httpUrl = `http://127.0.0.1:${http}`;
+  await waitHttp(`${httpUrl}/stats`, child);
+  return {
+    kind: 'pusher', pid: child.proc.pid!, httpUrl, wsUrl: `ws://127.0.0.1:${ws}/ws`, grpcAddr: `127.0.0.1:${grpc}`,
+    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir: o.profileDir, stop: () => child.stop(),
+  };
+}
+
+export async function startNaive(profileDir: string | null): Promise<ServerHandle> {
+  const port = await freePort();
+  if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
+  const args = [...nodeArgs(profileDir), join(ROOT, 'dist', 'bench', 'baseline-naive.js'), '--port', String(port)];
+  const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'naive');
+  const httpUrl = `http://127.0.0.1:${port}`;
+  await waitHttp(`${httpUrl}/stats`, child);
+  return {
+    kind: 'naive', pid: child.proc.pid!, httpUrl, wsUrl: `ws://127.0.0.1:${port}/ws`, grpcAddr: '',
+    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir, stop: () => child.stop(),
+  };
+}
+
+/** `--target http://host:port,ws://host:port/ws[,grpc://host:port]`: a server someone else runs. */
+export function externalServer(target: string, pid: number | null): ServerHandle {
+  const parts = target.split(',').map((s) => s.trim());
+  const pick = (scheme: string): string => parts.find((p) => p.startsWith(scheme)) ?? '';
+  const httpUrl = pick('http://');
+  const wsUrl = pick('ws://');
+  if (httpUrl === '' || wsUrl === '') throw new Error('--target needs http://host:port,ws://host:port/ws[,grpc://host:port]');
+  return {
+    kind: 'external', pid, httpUrl: httpUrl.replace(/\/$/, ''), wsUrl, grpcAddr: pick('grpc://').replace('grpc://', ''),
+    command: [], profileDir: null, stop: async () => undefined,
+  };
+}
+
+export interface Nsqd {
+  tcp: string;
+  stop(): Promise<void>;
+}
+
+/** nsqd on free ports with a temporary data dir (scripts/nsqd.sh builds v1.3.0 on first use). */
+export async function startNsqd(): Promise<Nsqd> {
+  const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const [tcp, http] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-nsqd-'));
+  const args = [`--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`, `--data-path=${dataDir}`, '--log-level=warn'];
+  const child = new Child(spawn(join(bin, 'nsqd'), args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'nsqd');
+  await waitHttp(`http://127.0.0.1:${http}/ping`, child);
+  return {
+    tcp: `127.0.0.1:${tcp}`,
+    async stop() {
+      await child.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
