@@ -138,8 +138,12 @@ t.test('http: CORS as gopusher: preflight 204 and headers on answers', async (t)
   t.equal(pre.status, 204);
   t.equal(pre.headers.get('access-control-allow-origin'), '*');
   t.equal(pre.headers.get('access-control-allow-methods'), 'POST, GET, OPTIONS');
-  const res = await fetch(`${server.http}/system`);
+  const res = await fetch(`${server.http}/system`, { headers: { origin: 'http://example.test' } });
   t.equal(res.headers.get('access-control-allow-origin'), '*');
+  const bad = await fetch(`${server.http}/push`, { method: 'POST', body: '{', headers: { origin: 'http://example.test' } });
+  t.equal(bad.headers.get('access-control-allow-origin'), '*', 'errors carry CORS headers too');
+  const noOrigin = await fetch(`${server.http}/system`);
+  t.equal(noOrigin.headers.get('access-control-allow-origin'), null, 'no Origin (not a browser): no CORS headers');
 });
 
 t.test('http: welcome at /', async (t) => {
