@@ -10,6 +10,7 @@ import { Supervisor } from './supervisor';
 import { Processors } from './processors';
 import { PushService } from './push';
 import { Gateway } from './gateway';
+import { GrpcServer } from './grpc';
 import { createQueue } from './queue/create';
 import type { Queue } from './queue/queue';
 
@@ -21,6 +22,7 @@ export class Server {
   readonly processors: Processors;
   readonly push: PushService;
   readonly gateway: Gateway;
+  readonly grpc: GrpcServer | null;
   private closing: Promise<void> | null = null;
 
   constructor(readonly config: Config, private readonly log: Logger) {
@@ -32,6 +34,7 @@ export class Server {
       stats: () => this.stats(),
       crash: (shard) => this.supervisor.crash(shard),
     }, log);
+    this.grpc = config.grpc.enabled ? new GrpcServer(config, this.push, log) : null;
   }
 
   async start(): Promise<void> {
@@ -45,6 +48,8 @@ export class Server {
     } catch (err) {
       throw new StartupError('PUSH_ERR_START', (err as Error).message);
     }
+    // Outside the try: its StartupError already says whether the port was in use.
+    if (this.grpc !== null) await this.grpc.start();
     await this.queue.start(this.processors.onBatch);
   }
 
@@ -65,6 +70,7 @@ export class Server {
 
   private async doClose(): Promise<void> {
     this.gateway.stopListening();
+    if (this.grpc !== null) await this.grpc.close();
     this.push.close();
     this.queue.pause();
     await this.processors.drain(DRAIN_TIMEOUT_MS);

@@ -1,0 +1,183 @@
+// The gRPC front door (@grpc/grpc-js): gopusher's proto.Rpc service plus the
+// batch extensions, loaded from the same proto/rpc.proto as the gateway and the
+// queue. Every handler delegates to PushService, so validation, queueing and
+// answers are the HTTP gateway's. Server reflection comes from @grpc/reflection.
+
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import type { Config } from './config';
+import type { Logger } from './shared/log';
+import { ApiErrors, PushError, StartupError } from './errors';
+import type { PushService, SystemReply } from './push';
+import { protoPath } from './shared/proto';
+
+/** Trailer that carries the stable PUSH_ERR_* code of a failed call. */
+export const ERROR_CODE_METADATA = 'pusher-error-code';
+
+/** How long close() lets in-flight calls finish before cancelling them. */
+const SHUTDOWN_TIMEOUT_MS = 3_000;
+
+// keepCase: gopusher's field names (appID, cardID) are the wire contract's JSON
+// names too; longs as numbers: the int64 counts never come near 2^53.
+const LOAD_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, defaults: true };
+
+interface PushReply { code: number; message: string }
+interface PushBatchRequest { pushes: unknown[] }
+interface PushBatchReply { code: number; message: string; accepted: number }
+interface CardRequest { cardID: string }
+
+type PushStreamCall = grpc.ServerReadableStream<PushBatchRequest, PushBatchReply>;
+
+const OK_REPLY: PushReply = Object.freeze({ code: 0, message: 'ok' });
+
+export class GrpcServer {
+  private readonly server = new grpc.Server();
+  /** Open PushStream calls, so that close() can answer them instead of waiting for their clients. */
+  private readonly streams = new Set<PushStreamCall>();
+  private boundPort = 0;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly config: Config, private readonly push: PushService, private readonly log: Logger) {
+    const definition = protoLoader.loadSync(protoPath(), LOAD_OPTIONS);
+    this.server.addService(definition['proto.Rpc'] as grpc.ServiceDefinition, {
+      Push: this.unary(async (req: unknown): Promise<PushReply> => {
+        await this.push.push(req);
+        return OK_REPLY;
+      }),
+      PushBatch: this.unary(async (req: PushBatchRequest): Promise<PushBatchReply> => (
+        { code: 0, message: 'ok', accepted: await this.push.pushMany(req.pushes) }
+      )),
+      PushStream: this.onPushStream.bind(this),
+      System: this.unary((): Promise<SystemReply> => this.push.system()),
+      IsOnline: this.unary(async (req: CardRequest) => ({ result: await this.push.isOnline(requireCard(req.cardID)) })),
+      Group: this.unary(async (req: CardRequest) => ({ clientNum: await this.push.group(requireCard(req.cardID)) })),
+    });
+    new ReflectionService(definition).addToServer(this.server);
+  }
+
+  /** Binds grpc.addr; rejects with a StartupError naming the address when it can't. */
+  start(): Promise<void> {
+    const { host, port } = this.config.grpc;
+    const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+        if (err === null) {
+          this.boundPort = bound;
+          resolve();
+          return;
+        }
+        const code = /EADDRINUSE/.test(err.message) ? 'PUSH_ERR_PORT_IN_USE' : 'PUSH_ERR_START';
+        reject(new StartupError(code, `gRPC (grpc.addr) could not listen on ${addr}: ${err.message}`));
+      });
+    });
+  }
+
+  /** The port actually bound (grpc.addr with port 0 picks a free one). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /**
+   * Stops accepting calls, answers open streams with what they got accepted,
+   * lets unary calls finish, and cancels whatever is left after a bounded wait.
+   * Safe to call twice (the second call waits for the first).
+   */
+  close(): Promise<void> {
+    if (this.closing === null) this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private shutdown(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.log.warn('gRPC calls still open at shutdown; cancelling them', { timeoutMs: SHUTDOWN_TIMEOUT_MS });
+        this.server.forceShutdown();
+        resolve();
+      }, SHUTDOWN_TIMEOUT_MS);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // A client stream ends only when its client says so; wake each loop
+      // (its next read fails) so it answers now with the count accepted.
+      for (const call of this.streams) call.destroy();
+    });
+  }
+
+  /** Adapts `work` to a unary handler: one closure per method, none per call. */
+  private unary<Req, Res>(work: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+    return async (call, callback) => {
+      // A caller whose deadline passed (or who cancelled) gets nothing queued on its behalf.
+      if (call.cancelled) return;
+      let reply: Res;
+      try {
+        reply = await work(call.request);
+      } catch (err) {
+        callback(this.status(err));
+        return;
+      }
+      callback(null, reply);
+    };
+  }
+
+  /**
+   * Queues each stream message with pushMany, in arrival order, one at a time
+   * (the next is read only after the queue accepted the previous one), and
+   * answers once with the total. The first error ends the call with its status
+   * and says how many pushes were accepted before it.
+   */
+  private async onPushStream(call: PushStreamCall, callback: grpc.sendUnaryData<PushBatchReply>): Promise<void> {
+    if (this.closing !== null) {
+      callback(this.status(new PushError('PUSH_ERR_SHUTTING_DOWN')));
+      return;
+    }
+    this.streams.add(call);
+    let accepted = 0;
+    let messages = 0;
+    try {
+      for await (const msg of call as AsyncIterable<PushBatchRequest>) {
+        accepted += await this.push.pushMany(msg.pushes);
+        messages++;
+      }
+    } catch (err) {
+      // The client went away or its deadline passed: grpc-js already ended the call.
+      if (call.cancelled) return;
+      callback(this.status(this.streamError(err, messages, accepted)));
+      return;
+    } finally {
+      this.streams.delete(call);
+    }
+    if (messages === 0) {
+      callback(this.status(new PushError('PUSH_ERR_EMPTY_BATCH', 'the stream carried no PushBatchRequest')));
+      return;
+    }
+    callback(null, { code: 0, message: 'ok', accepted });
+  }
+
+  /** Puts the stream position and the count accepted so far into the error a stream ends with. */
+  private streamError(err: unknown, messages: number, accepted: number): unknown {
+    const done = `${accepted} pushes from ${messages} earlier messages were accepted`;
+    if (err instanceof PushError) return new PushError(err.code, `stream message ${messages}: ${err.message}; ${done}`);
+    // Not a PushError while closing: shutdown() destroyed the stream to end it.
+    if (this.closing !== null) return new PushError('PUSH_ERR_SHUTTING_DOWN', `the server is shutting down; ${done}`);
+    return err;
+  }
+
+  /** The gRPC status for an error: from the ApiErrors table, INTERNAL for anything unexpected. */
+  private status(err: unknown): Partial<grpc.StatusObject> {
+    if (!(err instanceof PushError)) {
+      this.log.error('gRPC call failed', { code: 'PUSH_ERR_INTERNAL', error: (err as Error)?.message ?? String(err) });
+      err = new PushError('PUSH_ERR_INTERNAL');
+    }
+    const { code, message } = err as PushError;
+    const metadata = new grpc.Metadata();
+    metadata.set(ERROR_CODE_METADATA, code);
+    return { code: ApiErrors[code].grpc as grpc.status, details: `${code}: ${message}`, metadata };
+  }
+}
+
+function requireCard(card: string): string {
+  if (card === '') throw new PushError('PUSH_ERR_MISSING_CARD_ID', '"cardID" is required');
+  return card;
+}

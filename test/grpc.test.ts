@@ -1,0 +1,214 @@
+// The gRPC service against the real server: a @grpc/grpc-js client loaded from
+// proto/rpc.proto, real WebSocket clients, and the HTTP gateway for comparison.
+
+import t, { type Test } from 'tap';
+import { createServer, type Server as NetServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Config } from '../src/config';
+import type { PushService } from '../src/push';
+import { GrpcServer } from '../src/grpc';
+import { createLogger } from '../src/shared/log';
+import { Client, freePort, getJson, ROOT, runToExit, startServer, type Running, type StartOptions } from './helpers/server';
+
+const LOAD = { keepCase: true, longs: Number, defaults: true };
+const RpcClient = (grpc.loadPackageDefinition(protoLoader.loadSync(join(ROOT, 'proto', 'rpc.proto'), LOAD)) as any).proto.Rpc as typeof grpc.Client;
+
+/** A server plus a gRPC client to it, both stopped at teardown. */
+async function setup(tt: Test, opts: StartOptions = {}): Promise<{ s: Running; rpc: any }> {
+  const s = await startServer(opts);
+  const rpc: any = new RpcClient(`127.0.0.1:${s.grpcPort}`, grpc.credentials.createInsecure());
+  tt.teardown(async () => {
+    rpc.close();
+    // Assertions can't run after the test ended; a crash or an unclean exit fails it as a throw.
+    const alive = s.proc.exitCode === null;
+    const code = await s.stop();
+    if (!alive || code !== 0) throw new Error(`server ${alive ? `exited ${code} on SIGTERM` : 'died during the test'}:\n${s.output()}`);
+  });
+  return { s, rpc };
+}
+
+function unary(rpc: any, method: string, req: unknown, deadline?: number): Promise<any> {
+  return new Promise((resolve, reject) => {
+    rpc[method](req, { deadline: deadline ?? Date.now() + 10_000 }, (err: grpc.ServiceError | null, reply: unknown) => (err ? reject(err) : resolve(reply)));
+  });
+}
+
+/** Writes every batch on one PushStream, half-closes it, and resolves with the reply. */
+function pushStream(rpc: any, batches: unknown[][]): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const call = rpc.PushStream((err: grpc.ServiceError | null, reply: unknown) => (err ? reject(err) : resolve(reply)));
+    for (const pushes of batches) call.write({ pushes });
+    call.end();
+  });
+}
+
+/** Asserts that `p` fails with gRPC status `status` and trailer pusher-error-code `code`. */
+async function rejectsWith(tt: Test, p: Promise<unknown>, status: grpc.status, code: string): Promise<void> {
+  const err = await p.then(() => null, (e: grpc.ServiceError) => e);
+  tt.ok(err, `${code}: the call fails`);
+  tt.equal(err?.code, status, `${code}: gRPC status ${grpc.status[status]}`);
+  tt.same(err?.metadata.get('pusher-error-code'), [code], `${code}: pusher-error-code trailer`);
+}
+
+async function joined(s: Running, card: string): Promise<Client> {
+  const c = await Client.open(s.wsUrl);
+  await c.join(card);
+  return c;
+}
+
+t.test('Push, queries, batches and reflection on one server', async (t) => {
+  const { s, rpc } = await setup(t);
+  const a = await joined(s, 'c1');
+  const b = await joined(s, 'c2');
+  const b2 = await joined(s, 'c2');
+  t.teardown(() => Promise.all([a.close(), b.close(), b2.close()]));
+
+  await t.test('Push delivers to every connection of the addressed groups', async (t) => {
+    t.same(await unary(rpc, 'Push', { from: 'x', to: ['c1', 'c2'], content: 'hello' }), { code: 0, message: 'ok' });
+    await Promise.all([a.waitFrames(2), b.waitFrames(2), b2.waitFrames(2)]);
+    for (const c of [a, b, b2]) t.same(c.data(1), ['hello']);
+  });
+
+  await t.test('System, IsOnline and Group answer as the HTTP gateway does', async (t) => {
+    const sys = await unary(rpc, 'System', {});
+    t.same(sys, (await getJson(`${s.http}/system`)).body);
+    t.equal(sys.clientNum, 3);
+    for (const card of ['c1', 'c2', 'nobody']) {
+      t.same(await unary(rpc, 'IsOnline', { cardID: card }), (await getJson(`${s.http}/isOnline?cardID=${card}`)).body, `IsOnline ${card}`);
+      t.same(await unary(rpc, 'Group', { cardID: card }), (await getJson(`${s.http}/group?cardID=${card}`)).body, `Group ${card}`);
+    }
+    t.same(await unary(rpc, 'Group', { cardID: 'c2' }), { clientNum: 2 });
+    t.same(await unary(rpc, 'Group', { cardID: 'nobody' }), { clientNum: -1 });
+  });
+
+  await t.test('IsOnline and Group without cardID are INVALID_ARGUMENT, as HTTP answers 400', async (t) => {
+    await rejectsWith(t, unary(rpc, 'IsOnline', {}), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_MISSING_CARD_ID');
+    await rejectsWith(t, unary(rpc, 'Group', { cardID: '' }), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_MISSING_CARD_ID');
+    t.equal((await getJson(`${s.http}/group?cardID=`)).status, 400);
+  });
+
+  await t.test('PushBatch delivers every push it acknowledged', async (t) => {
+    const start = a.frames.length;
+    const pushes = Array.from({ length: 40 }, (_, i) => ({ to: ['c1'], content: `batch-${i}` }));
+    const reply = await unary(rpc, 'PushBatch', { pushes });
+    t.same(reply, { code: 0, message: 'ok', accepted: 40 });
+    await a.waitFrames(start + reply.accepted);
+    t.same(a.data(start).sort(), pushes.map((p) => p.content).sort());
+  });
+
+  await t.test('PushStream delivers every push it acknowledged', async (t) => {
+    const [startA, startB] = [a.frames.length, b.frames.length];
+    const batches = Array.from({ length: 5 }, (_, m) => Array.from({ length: 30 }, (_, i) => ({ to: ['c1', 'c2'], content: `s-${m}-${i}` })));
+    const reply = await pushStream(rpc, batches);
+    t.same(reply, { code: 0, message: 'ok', accepted: 150 });
+    await Promise.all([a.waitFrames(startA + reply.accepted), b.waitFrames(startB + reply.accepted)]);
+    const sent = batches.flat().map((p) => p.content).sort();
+    t.same(a.data(startA).sort(), sent);
+    t.same(b.data(startB).sort(), sent);
+  });
+
+  await t.test('PushStream stops at the first bad message; what came before is delivered', async (t) => {
+    const start = a.frames.length;
+    const good = [{ to: ['c1'], content: 'before' }];
+    await rejectsWith(t, pushStream(rpc, [good, [{ to: [''], content: 'bad' }], good]), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_BAD_ID');
+    await a.waitFrames(start + 1);
+    t.same(a.data(start), ['before']);
+  });
+
+  await t.test('empty batches are INVALID_ARGUMENT', async (t) => {
+    await rejectsWith(t, unary(rpc, 'PushBatch', { pushes: [] }), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_EMPTY_BATCH');
+    await rejectsWith(t, pushStream(rpc, []), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_EMPTY_BATCH');
+    await rejectsWith(t, pushStream(rpc, [[]]), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_EMPTY_BATCH');
+  });
+
+  await t.test('a deadline already passed is DEADLINE_EXCEEDED', async (t) => {
+    const err = await unary(rpc, 'Push', { to: ['c1'], content: 'late' }, Date.now() - 1_000).catch((e: grpc.ServiceError) => e);
+    t.equal(err?.code, grpc.status.DEADLINE_EXCEEDED);
+  });
+
+  await t.test('server reflection lists proto.Rpc (v1 and v1alpha)', async (t) => {
+    const dir = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build', 'proto', 'grpc', 'reflection');
+    for (const version of ['v1', 'v1alpha']) {
+      const def = protoLoader.loadSync(join(dir, version, 'reflection.proto'), { keepCase: true });
+      const Reflection = (grpc.loadPackageDefinition(def) as any).grpc.reflection[version].ServerReflection as typeof grpc.Client;
+      const client: any = new Reflection(`127.0.0.1:${s.grpcPort}`, grpc.credentials.createInsecure());
+      const names = await new Promise<string[]>((resolve, reject) => {
+        const call = client.ServerReflectionInfo();
+        call.once('data', (res: any) => resolve(res.list_services_response.service.map((x: { name: string }) => x.name)));
+        call.once('error', reject);
+        call.write({ list_services: '' });
+        call.end();
+      });
+      client.close();
+      t.ok(names.includes('proto.Rpc'), `${version}: ${names.join(', ')}`);
+    }
+  });
+});
+
+t.test('validation errors are INVALID_ARGUMENT', async (t) => {
+  const { rpc } = await setup(t, { sets: ['push.max_content=16', 'push.max_id_length=8'] });
+  const bad: [string, unknown][] = [
+    ['PUSH_ERR_EMPTY_TO', { to: [], content: 'x' }],
+    ['PUSH_ERR_CONTENT_TOO_LARGE', { to: ['c1'], content: 'x'.repeat(17) }],
+    ['PUSH_ERR_BAD_ID', { to: ['c1', ''], content: 'x' }],
+    ['PUSH_ERR_BAD_ID', { to: ['123456789'], content: 'x' }],
+    ['PUSH_ERR_BAD_ID', { to: ['c1'], appID: '123456789', content: 'x' }],
+  ];
+  for (const [code, req] of bad) {
+    await rejectsWith(t, unary(rpc, 'Push', req), grpc.status.INVALID_ARGUMENT, code);
+    await rejectsWith(t, unary(rpc, 'PushBatch', { pushes: [{ to: ['c1'], content: 'ok' }, req] }), grpc.status.INVALID_ARGUMENT, code);
+  }
+});
+
+t.test('a full queue is UNAVAILABLE', async (t) => {
+  const { rpc } = await setup(t, { sets: ['queue.capacity=1'] });
+  const two = [{ to: ['c1'], content: 'a' }, { to: ['c1'], content: 'b' }];
+  await rejectsWith(t, unary(rpc, 'PushBatch', { pushes: two }), grpc.status.UNAVAILABLE, 'PUSH_ERR_QUEUE_FULL');
+  await rejectsWith(t, pushStream(rpc, [two]), grpc.status.UNAVAILABLE, 'PUSH_ERR_QUEUE_FULL');
+});
+
+t.test('a gRPC port in use stops start-up with exit code 2 and one line naming it', async (t) => {
+  const port = await freePort();
+  const holder: NetServer = createServer();
+  await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const { code, stderr } = await runToExit([`grpc.addr=127.0.0.1:${port}`]);
+  t.equal(code, 2);
+  const lines = stderr.trim().split('\n');
+  t.equal(lines.length, 1, stderr);
+  t.match(lines[0], 'PUSH_ERR_PORT_IN_USE');
+  t.match(lines[0], String(port));
+});
+
+t.test('GrpcServer: a failed bind rejects with PUSH_ERR_PORT_IN_USE; close() is safe twice', async (t) => {
+  const port = await freePort();
+  const holder: NetServer = createServer();
+  await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const config = { grpc: { host: '127.0.0.1', port, enabled: true } } as Config;
+  const server = new GrpcServer(config, {} as PushService, createLogger('test', 'silent'));
+  await t.rejects(server.start(), { name: 'StartupError', code: 'PUSH_ERR_PORT_IN_USE' });
+  await server.close();
+  await server.close();
+});
+
+t.test('SIGTERM with a PushStream open: the stream is answered and the server exits 0', async (t) => {
+  const s = await startServer();
+  const rpc: any = new RpcClient(`127.0.0.1:${s.grpcPort}`, grpc.credentials.createInsecure());
+  t.teardown(async () => {
+    rpc.close();
+    await s.stop('SIGKILL');
+  });
+  const c = await joined(s, 'c1');
+  const answered = new Promise<grpc.ServiceError | null>((resolve) => {
+    const call = rpc.PushStream((err: grpc.ServiceError | null) => resolve(err));
+    call.write({ pushes: [{ to: ['c1'], content: 'open' }] });
+  });
+  await c.waitFrames(2);
+  t.equal(await s.stop('SIGTERM'), 0);
+  const err = await answered;
+  t.equal(err?.code, grpc.status.UNAVAILABLE);
+  t.same(err?.metadata.get('pusher-error-code'), ['PUSH_ERR_SHUTTING_DOWN']);
+});
