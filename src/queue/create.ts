@@ -3,14 +3,15 @@
 import type { Config } from '../config';
 import type { Logger } from '../shared/log';
 import { MemoryQueue } from './memory';
+import { NsqQueue } from './nsq';
 import type { Queue } from './queue';
 
-export function createQueue(config: Config, _log: Logger): Queue {
+export function createQueue(config: Config, log: Logger): Queue {
   const q = config.queue;
   switch (q.driver) {
     case 'memory':
       return new MemoryQueue({ capacity: q.capacity, maxInFlight: q.maxInFlight, batchSize: config.processor.batchSize });
     case 'nsq':
-      throw new Error('queue.driver = nsq is not built yet');
+      return new NsqQueue(q, config.processor.batchSize, log);
   }
 }

@@ -1,0 +1,128 @@
+// nsqd going away and coming back, with queue.driver = nsq: nothing answered
+// with success is lost, pushes during the outage answer 503, and the same
+// server process recovers on its own. Also: start-up while nsqd is down.
+
+import t from 'tap';
+import { Nsqd } from './helpers/nsqd';
+import { Client, postJson, startServer, stats, until, type Running } from './helpers/server';
+
+const CHANNEL = 'outage-test';
+
+function nsqSets(nsqd: Nsqd): string[] {
+  return ['queue.driver=nsq', `queue.nsqd_tcp=${nsqd.tcp}`, 'queue.topic=pusher', `queue.channel=${CHANNEL}`];
+}
+
+/** Pushes unique contents round-robin to `cards` with a few requests in flight, until stopped. */
+class PushStream {
+  /** content -> card, for every push answered 200. */
+  readonly accepted = new Map<string, string>();
+  readonly rejected: { status: number; error: string; message: string }[] = [];
+  private n = 0;
+  private stopped = false;
+  private readonly workers: Promise<void>[];
+  private waiters: { count: number; resolve: () => void }[] = [];
+
+  constructor(private readonly server: Running, private readonly cards: string[], concurrency: number) {
+    this.workers = Array.from({ length: concurrency }, () => this.work());
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopped) {
+      const i = this.n++;
+      const card = this.cards[i % this.cards.length]!;
+      const content = `m-${i}`;
+      const res = await postJson(`${this.server.http}/push`, { to: [card], content });
+      if (res.status === 200) {
+        this.accepted.set(content, card);
+        this.waiters = this.waiters.filter((w) => (this.accepted.size >= w.count ? (w.resolve(), false) : true));
+      } else {
+        this.rejected.push({ status: res.status, error: res.body.error, message: res.body.message });
+        // Rejections come back at once; pace the retries instead of spinning.
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  }
+
+  /** Resolves once `count` pushes in total were accepted. */
+  acceptedAtLeast(count: number): Promise<void> {
+    if (this.accepted.size >= count) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ count, resolve }));
+  }
+
+  /** Resolves once `count` more pushes were rejected than now. */
+  async rejectedAtLeast(count: number): Promise<void> {
+    const target = this.rejected.length + count;
+    await until(async () => this.rejected.length >= target, `${count} pushes rejected`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.workers);
+  }
+}
+
+t.test('nsqd restarts mid-stream: every push answered 200 is delivered, the outage answers 503, pushes flow again', async (t) => {
+  const nsqd = await Nsqd.create(t);
+  const server = await startServer({ sets: nsqSets(nsqd) });
+  t.teardown(() => server.stop());
+  const cards = ['r0', 'r1', 'r2', 'r3'];
+  const clients = await Promise.all(cards.map(() => Client.open(server.wsUrl)));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  await Promise.all(clients.map((c, i) => c.join(cards[i]!)));
+  await until(async () => (await stats(server)).queue.connected === true, 'the nsq queue is connected');
+
+  const stream = new PushStream(server, cards, 8);
+  await stream.acceptedAtLeast(150);
+  await nsqd.stop('SIGTERM');
+  const beforeRestart = stream.accepted.size;
+  await stream.rejectedAtLeast(20);
+  await nsqd.start();
+  await until(async () => stream.accepted.size > beforeRestart, 'a push is accepted after nsqd is back', 15_000);
+  await stream.acceptedAtLeast(stream.accepted.size + 150);
+  await stream.stop();
+
+  t.ok(stream.rejected.length >= 20, `${stream.rejected.length} pushes were rejected during the outage`);
+  for (const r of stream.rejected) {
+    if (r.status !== 503 || r.error !== 'PUSH_ERR_QUEUE_UNAVAILABLE') t.fail(`unexpected rejection ${JSON.stringify(r)}`);
+  }
+  t.match(stream.rejected[0]!.message, nsqd.tcp, 'the 503 names the nsqd');
+
+  // Every accepted push reaches its recipient at least once (after the
+  // restart, what nsqd wrote to disk is delivered again).
+  const missing = (): string[] => {
+    const seen = new Set(clients.flatMap((c) => c.data(1)));
+    return [...stream.accepted.keys()].filter((content) => !seen.has(content));
+  };
+  await until(async () => missing().length === 0, 'every accepted push is delivered', 30_000).catch(() => undefined);
+  t.same(missing(), [], `all ${stream.accepted.size} accepted pushes were delivered`);
+  for (const [i, c] of clients.entries()) {
+    const wrong = c.data(1).filter((content) => stream.accepted.has(content) && stream.accepted.get(content) !== cards[i]);
+    t.same(wrong, [], `client ${cards[i]} got only its own pushes`);
+  }
+  t.equal(server.proc.exitCode, null, 'the same server process served throughout');
+  t.equal(server.output().match(/lost the connection to nsqd/g)?.length, 1, 'one warn line for the outage');
+});
+
+t.test('start-up with nsqd down: ready, 503 with a clear error, then pushes flow once nsqd is up', async (t) => {
+  const nsqd = await Nsqd.create(t, { start: false });
+  const server = await startServer({ sets: nsqSets(nsqd) });
+  t.teardown(() => server.stop());
+  await until(async () => /warn main: nsqd is unreachable.*code=PUSH_ERR_QUEUE_UNAVAILABLE/.test(server.output()), 'the server says nsqd is unreachable');
+  const client = await Client.open(server.wsUrl);
+  t.teardown(() => client.close());
+  await client.join('late');
+
+  const res = await postJson(`${server.http}/push`, { to: ['late'], content: 'too early' });
+  t.equal(res.status, 503);
+  t.equal(res.body.error, 'PUSH_ERR_QUEUE_UNAVAILABLE');
+  t.match(res.body.message, `nsqd ${nsqd.tcp} is unreachable`);
+  t.equal((await stats(server)).queue.connected, false);
+
+  await nsqd.start();
+  await until(async () => (await stats(server)).queue.connected === true, 'the nsq queue connects', 15_000);
+  const ok = await postJson(`${server.http}/push`, { to: ['late'], content: 'on time' });
+  t.equal(ok.status, 200);
+  await client.waitFrames(2);
+  t.same(client.data(1), ['on time']);
+  t.equal(server.output().match(/nsqd is unreachable/g)?.length, 1, 'one warn line while it was down');
+});
