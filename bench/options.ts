@@ -111,6 +111,7 @@ export function parseOptions(argv: readonly string[]): Options {
   const rest = argv.slice(1);
   const o = defaults(scenario, rest.includes('--quick'));
   let explicitBatch = false;
+  let explicitInflight = false;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i]!;
     const next = (): string | undefined => rest[++i];
@@ -125,7 +126,7 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--processes': o.processes = int(flag, next(), 1); break;
       case '--senders': o.senders = int(flag, next(), 1); break;
       case '--sender-conns': o.senderConns = int(flag, next(), 1); break;
-      case '--inflight': o.inflight = int(flag, next(), 1); break;
+      case '--inflight': o.inflight = int(flag, next(), 1); explicitInflight = true; break;
       case '--shards': o.shards = int(flag, next(), 1); break;
       case '--server-pid': o.serverPid = int(flag, next(), 1); break;
       case '--server-cpu-prof': o.serverCpuProf = true; break;
@@ -154,8 +155,13 @@ export function parseOptions(argv: readonly string[]): Options {
       default: throw new Error(`unknown option "${flag}"`);
     }
   }
-  // Batch paths carry 100 pushes per request / stream message unless told otherwise.
-  if (!explicitBatch && (o.path === 'http-batch' || o.path === 'grpc-batch' || o.path === 'grpc-stream')) o.batch = 100;
+  // Batch paths carry 100 pushes per request / stream message unless told
+  // otherwise, with a smaller window: 8 x 8 x 100 pushes in flight, enough to
+  // keep the server busy without filling its queue (latency = backlog / rate).
+  if (o.path === 'http-batch' || o.path === 'grpc-batch' || o.path === 'grpc-stream') {
+    if (!explicitBatch) o.batch = 100;
+    if (!explicitInflight) o.inflight = 8;
+  }
   if (o.server === 'naive' && o.path !== 'http' && o.path !== 'http-batch') throw new Error('the naive server has HTTP only');
   if (o.groupSize > o.connections) o.groupSize = o.connections;
   return o;

@@ -44,12 +44,14 @@ type Mode = 'grpc' | 'grpc-batch' | 'grpc-stream';
 interface OpenStream {
   call: grpc.ClientWritableStream<{ pushes: PushReq[] }>;
   started: number;
+  messages: number;
   pushes: number;
   expected: number;
   blocked: boolean;
 }
 
 class Conn {
+  /** Unary calls, or stream messages not yet answered (their stream has not replied). */
   pending = 0;
   stream: OpenStream | null = null;
   constructor(readonly client: RpcClient) {}
@@ -58,8 +60,6 @@ class Conn {
 export class GrpcTransport implements Transport {
   private readonly conns: Conn[];
   private next = 0;
-  /** Streams ended and waiting for their answer. */
-  private ending = 0;
 
   constructor(addr: string, private readonly mode: Mode, conns: number, private readonly inflight: number, private readonly events: TransportEvents) {
     const Client = loadClient();
@@ -71,8 +71,7 @@ export class GrpcTransport implements Transport {
   room(): number {
     let n = 0;
     for (const c of this.conns) {
-      if (this.mode !== 'grpc-stream') n += this.inflight - c.pending;
-      else if (c.stream === null || !c.stream.blocked) n += this.inflight;
+      if (c.stream?.blocked !== true) n += Math.max(0, this.inflight - c.pending);
     }
     return n;
   }
@@ -81,12 +80,11 @@ export class GrpcTransport implements Transport {
     for (let tries = 0; tries < this.conns.length; tries++) {
       const c = this.conns[this.next]!;
       this.next = (this.next + 1) % this.conns.length;
+      if (c.stream?.blocked === true || c.pending >= this.inflight) continue;
       if (this.mode === 'grpc-stream') {
-        if (c.stream?.blocked === true) continue;
         this.write(c, pushes, expected);
         return;
       }
-      if (c.pending >= this.inflight) continue;
       c.pending++;
       const n = pushes.length;
       const done = (err: grpc.ServiceError | null, reply?: { code: number }): void => {
@@ -103,11 +101,18 @@ export class GrpcTransport implements Transport {
     throw new Error('GrpcTransport.send without room');
   }
 
+  /**
+   * A stream is answered only when it ends, so streams are ended after half
+   * the window of messages (or STREAM_ROTATE_MS): the window then bounds the
+   * pushes not yet accepted, as it does for unary calls.
+   */
   private write(c: Conn, pushes: Push[], expected: number): void {
     const now = Date.now();
-    if (c.stream !== null && now - c.stream.started > STREAM_ROTATE_MS) this.endStream(c);
-    if (c.stream === null) c.stream = this.openStream(c.client, now);
+    if (c.stream !== null && (now - c.stream.started > STREAM_ROTATE_MS || c.stream.messages * 2 >= this.inflight)) this.endStream(c);
+    if (c.stream === null) c.stream = this.openStream(c, now);
     const s = c.stream;
+    c.pending++;
+    s.messages++;
     s.pushes += pushes.length;
     s.expected += expected;
     if (!s.call.write({ pushes: pushes.map(toReq) })) {
@@ -119,13 +124,17 @@ export class GrpcTransport implements Transport {
     }
   }
 
-  private openStream(client: RpcClient, now: number): OpenStream {
-    const s: OpenStream = { call: null as never, started: now, pushes: 0, expected: 0, blocked: false };
-    s.call = client.PushStream((err, reply) => {
-      this.ending--;
-      if (err !== null) this.events.fail(s.pushes, `gRPC ${grpc.status[err.code]}: ${err.details}`);
-      else if (reply === undefined || reply.accepted !== s.pushes) {
-        const accepted = reply?.accepted ?? 0;
+  private openStream(c: Conn, now: number): OpenStream {
+    const s: OpenStream = { call: null as never, started: now, messages: 0, pushes: 0, expected: 0, blocked: false };
+    s.call = c.client.PushStream((err, reply) => {
+      c.pending -= s.messages;
+      this.events.wake();
+      // A failed stream says how many of its pushes were accepted before the failure.
+      const early = err === null ? null : /(\d+) pushes from \d+ earlier messages were accepted/.exec(err.details);
+      if (err !== null && early === null) this.events.fail(s.pushes, `gRPC ${grpc.status[err.code]}: ${err.details}`);
+      else if (err !== null || reply === undefined || reply.accepted !== s.pushes) {
+        const accepted = early !== null ? Number(early[1]) : reply?.accepted ?? 0;
+        if (err !== null) this.events.fail(0, `gRPC ${grpc.status[err.code]}: ${err.details.replace(/\d+/g, 'N')}`);
         this.events.ack(accepted, s.pushes === 0 ? 0 : (s.expected * accepted) / s.pushes);
         this.events.fail(s.pushes - accepted, `stream accepted ${accepted} of ${s.pushes}`);
       } else this.events.ack(s.pushes, s.expected);
@@ -135,7 +144,6 @@ export class GrpcTransport implements Transport {
 
   private endStream(c: Conn): void {
     if (c.stream === null) return;
-    this.ending++;
     c.stream.call.end();
     c.stream = null;
   }
@@ -147,7 +155,7 @@ export class GrpcTransport implements Transport {
   async close(timeoutMs: number): Promise<void> {
     for (const c of this.conns) this.endStream(c);
     const end = Date.now() + timeoutMs;
-    while ((this.ending > 0 || this.conns.some((c) => c.pending > 0)) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    while (this.conns.some((c) => c.pending > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     for (const c of this.conns) c.client.close();
   }
 }

@@ -12,6 +12,9 @@ import { GrpcTransport } from './sender-grpc';
 /** A rate-limited sender that fell behind sends at most this much backlog at once (then drops the debt). */
 const MAX_BACKLOG_S = 0.1;
 const CLOSE_TIMEOUT_MS = 15_000;
+/** Pause after the server says its queue is full (503, RESOURCE_EXHAUSTED): hammering it only burns its CPU. */
+const FULL_BACKOFF_MS = 5;
+const FULL = /HTTP 503|RESOURCE_EXHAUSTED/;
 
 let cfg: SenderStart;
 let transport: Transport;
@@ -24,6 +27,7 @@ let skipped = 0;
 let finished = false;
 let pumpQueued = false;
 let timerArmed = false;
+let backoffUntil = 0;
 const totals = { sent: 0, acked: 0, failed: 0, expected: 0 };
 const tick = { sent: 0, acked: 0, failed: 0, expected: 0 };
 const errors = new Set<string>();
@@ -43,6 +47,7 @@ const events: TransportEvents = {
     tick.failed += pushes;
     totals.failed += pushes;
     if (errors.size < 5) errors.add(reason);
+    if (FULL.test(reason)) backoffUntil = performance.now() + FULL_BACKOFF_MS;
   },
   wake() {
     if (pumpQueued || finished) return;
@@ -74,8 +79,7 @@ function pump(): void {
     }
   }
   const content = encodeStamp(nowUs());
-  let room = transport.room();
-  while (room > 0 && due - sent >= Math.min(cfg.batch, limit - sent)) {
+  while (now >= backoffUntil && transport.room() > 0 && due - sent >= Math.min(cfg.batch, limit - sent)) {
     const n = Math.min(cfg.batch, limit - sent);
     const pushes: Push[] = new Array(n);
     let expected = 0;
@@ -88,7 +92,6 @@ function pump(): void {
     sent += n;
     tick.sent += n;
     totals.sent += n;
-    room--;
   }
   transport.flush();
   // One timer at a time refills the bucket and checks the deadline; answers

@@ -58,6 +58,8 @@ export interface LoadSummary {
   lost: number;
   /** Mean over the sending phase without its first and last second (ramp-up, tail). */
   sentPerS: number;
+  /** Pushes the server accepted per second (sent minus 503s and errors). */
+  ackedPerS: number;
   deliveredPerS: number;
   serverDeliveredPerS: number | null;
   peakDeliveredPerS: number;
@@ -68,7 +70,10 @@ export interface LoadSummary {
 }
 
 function steady(series: Interval[], pick: (i: Interval) => number | null): number | null {
-  const run = series.filter((i) => i.phase === 'run');
+  // Sender processes take a second or two to start (gRPC loads its proto): the run starts at the first push.
+  const all = series.filter((i) => i.phase === 'run');
+  const first = all.findIndex((i) => i.sent > 0);
+  const run = first < 0 ? [] : all.slice(first);
   const core = run.length > 3 ? run.slice(1, -1) : run;
   const vals = core.map(pick).filter((v): v is number => v !== null);
   return vals.length === 0 ? null : Math.round(vals.reduce((a, b) => a + b, 0) / vals.length);
@@ -91,6 +96,7 @@ export async function load(ctx: Ctx): Promise<LoadSummary> {
   return {
     sent: t.sent, acked: t.acked, failed: t.failed, expected: t.expected, delivered: t.delivered, lost: t.expected - t.delivered,
     sentPerS: steady(fleet.series, (i) => i.sent) ?? 0,
+    ackedPerS: steady(fleet.series, (i) => i.acked) ?? 0,
     deliveredPerS: steady(fleet.series, (i) => i.delivered) ?? 0,
     serverDeliveredPerS: steady(fleet.series, (i) => i.serverDelivered),
     peakDeliveredPerS: Math.max(0, ...fleet.series.map((i) => i.delivered)),
