@@ -103,7 +103,8 @@ app.listen(init.host, init.wsPort, (token) => {
   post({ t: 'ready' });
 });
 
-function onPeerFrame(this: MessagePort & { peer?: number }, frame: PeerFrame): void {
+/** `from`: the sending shard's index, or -1 for a processor. */
+function onPeerFrame(from: number, frame: PeerFrame): void {
   if (stopping) return;
   switch (frame.t) {
     case F_DELIVER:
@@ -114,7 +115,7 @@ function onPeerFrame(this: MessagePort & { peer?: number }, frame: PeerFrame): v
       sequencer.push(frame.seq, null);
       return;
     case F_MEMBERS:
-      registry.applyMembers(this.peer!, frame);
+      registry.applyMembers(from, frame);
   }
 }
 
@@ -130,10 +131,9 @@ function stats(): ShardStats {
 main.on('message', (msg: MainToShard) => {
   switch (msg.t) {
     case 'attach': {
-      const port = msg.port as MessagePort & { peer?: number };
-      port.on('message', onPeerFrame);
+      const { port, peer } = msg;
+      port.on('message', (frame: PeerFrame) => onPeerFrame(peer, frame));
       if (msg.kind === 'shard') {
-        port.peer = msg.peer;
         registry.peers[msg.peer]?.close();
         registry.peers[msg.peer] = port;
         registry.announceTo(msg.peer);
