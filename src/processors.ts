@@ -31,10 +31,12 @@ export class Processors {
   private readonly threads: number;
   private readonly batchSize: number;
   /**
-   * Tasks in flight at most: two per thread, so each thread has the next task
-   * queued. Everything else waits here and is merged into the next task, so
-   * batches grow with load and the fixed cost of a task (~55 µs of main-thread
-   * time with Piscina, measured) is paid per batch, not per push.
+   * Tasks in flight at most: two per thread, so each thread has its next task
+   * queued while the shards deliver its last one (a task ends when the shards
+   * acknowledged delivery). Everything else waits here and is merged into the
+   * next task, so batches grow with load: the fixed cost of a task (~55 µs of
+   * main-thread time with Piscina, measured) is paid per batch, not per push,
+   * and a backlog stays in the queue (bounded, or in nsqd), not in port queues.
    */
   private readonly maxTasks: number;
   private readonly waiting: ConsumedBatch[] = [];
@@ -44,7 +46,7 @@ export class Processors {
   constructor(config: Config, private readonly supervisor: Supervisor, private readonly log: Logger) {
     this.threads = config.processor.threads;
     this.batchSize = config.processor.batchSize;
-    this.maxTasks = this.threads;
+    this.maxTasks = this.threads * 2;
     const init: ProcessorInit = { shards: config.server.shards, logLevel: config.log.level };
     this.pool = new Piscina({
       filename: join(__dirname, '..', 'workers', 'processor.js'),

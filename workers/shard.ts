@@ -11,7 +11,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as uWS from 'uWebSockets.js';
 import { createLogger } from '../src/shared/log';
-import { F_DELIVER, F_MEMBERS, F_SKIP, type MainToShard, type PeerFrame, type ShardInit, type ShardStats, type ShardToMain } from '../src/shared/frames';
+import { F_ACK, F_DELIVER, F_MEMBERS, F_SKIP, type AckFrame, type DeliverBatch, type MainToShard, type PeerFrame, type ShardInit, type ShardStats, type ShardToMain } from '../src/shared/frames';
 import { WsErrors } from '../src/errors';
 import { Registry, type Socket, type SocketData } from './shard/registry';
 import { Delivery } from './shard/delivery';
@@ -23,7 +23,14 @@ const log = createLogger(`shard-${init.index}`, init.logLevel);
 const main = parentPort!;
 const registry = new Registry(init.index, init.shards);
 const delivery = new Delivery(registry);
-const sequencer = new Sequencer(init.firstSeq, (batch) => delivery.handle(batch));
+const sequencer = new Sequencer(init.firstSeq, deliverAndAck);
+
+/** Delivers a processor's batch, then tells the processor (it ends its task on every shard's ack). */
+function deliverAndAck(batch: DeliverBatch, from: MessagePort): void {
+  delivery.handle(batch);
+  const ack: AckFrame = { t: F_ACK, seq: batch.seq };
+  from.postMessage(ack);
+}
 /** Every open connection, joined or not: shutdown and crash close them all. */
 const sockets = new Set<Socket>();
 /** Ports from processors (they only send). */
@@ -103,19 +110,19 @@ app.listen(init.host, init.wsPort, (token) => {
   post({ t: 'ready' });
 });
 
-/** `from`: the sending shard's index, or -1 for a processor. */
-function onPeerFrame(from: number, frame: PeerFrame): void {
+/** `peer`: the sending shard's index, or -1 for a processor (whose port is `port`). */
+function onPeerFrame(peer: number, port: MessagePort, frame: PeerFrame): void {
   if (stopping) return;
   switch (frame.t) {
     case F_DELIVER:
       if (frame.seq === -1) delivery.handle(frame);
-      else sequencer.push(frame.seq, frame);
+      else sequencer.push(frame.seq, frame, port);
       return;
     case F_SKIP:
-      sequencer.push(frame.seq, null);
+      sequencer.push(frame.seq, null, port);
       return;
     case F_MEMBERS:
-      registry.applyMembers(from, frame);
+      registry.applyMembers(peer, frame);
   }
 }
 
@@ -132,7 +139,7 @@ main.on('message', (msg: MainToShard) => {
   switch (msg.t) {
     case 'attach': {
       const { port, peer } = msg;
-      port.on('message', (frame: PeerFrame) => onPeerFrame(peer, frame));
+      port.on('message', (frame: PeerFrame) => onPeerFrame(peer, port, frame));
       if (msg.kind === 'shard') {
         registry.peers[msg.peer]?.close();
         registry.peers[msg.peer] = port;

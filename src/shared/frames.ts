@@ -12,6 +12,7 @@ import type { MessagePort } from 'node:worker_threads';
 export const F_DELIVER = 1;
 export const F_MEMBERS = 2;
 export const F_SKIP = 3;
+export const F_ACK = 4;
 
 /**
  * A batch of deliveries. Payloads are rendered once (the exact bytes of the
@@ -30,9 +31,14 @@ export interface DeliverBatch {
   readonly ends: Uint32Array;
   /** Per payload: only connections that joined with this app_id ('' = all). */
   readonly apps: readonly string[];
-  /** Per delivery: the card_id (group) to deliver to. */
+  /** The groups (card_ids) to deliver to, each once. */
   readonly cards: readonly string[];
-  /** Per delivery: the payload index. */
+  /**
+   * Group k gets payloads msgs[offs[k]] .. msgs[offs[k+1] - 1], in push order
+   * (offs has cards.length + 1 entries). Grouped so that a connection getting
+   * several payloads from one batch gets them in one corked write.
+   */
+  readonly offs: Uint32Array;
   readonly msgs: Uint32Array;
 }
 
@@ -49,6 +55,16 @@ export interface MembersUpdate {
 /** A processor task had nothing for this shard: lets the shard move past `seq`. */
 export interface SkipFrame {
   readonly t: typeof F_SKIP;
+  readonly seq: number;
+}
+
+/**
+ * Shard -> processor: the DeliverBatch with this seq was delivered. A task
+ * ends only when every shard it sent to has acknowledged, so the queue (not
+ * the shards' port queues) holds the backlog when shards fall behind.
+ */
+export interface AckFrame {
+  readonly t: typeof F_ACK;
   readonly seq: number;
 }
 

@@ -13,80 +13,114 @@ export interface DeliveryCounters {
   dropped: number;
 }
 
+// The batch being delivered, for sendRun(): ws.cork() takes a callback, and a
+// module-level one with module-level arguments costs no closure per socket.
+let runWs: Socket;
+let runBatch: DeliverBatch;
+let runViews: (Uint8Array | undefined)[];
+let runFrom = 0;
+let runTo = 0;
+let runCounters: DeliveryCounters;
+
+function view(m: number): Uint8Array {
+  let v = runViews[m];
+  if (v === undefined) {
+    const { buf, ends } = runBatch;
+    const start = m === 0 ? 0 : ends[m - 1]!;
+    v = runViews[m] = new Uint8Array(buf, start, ends[m]! - start);
+  }
+  return v;
+}
+
+/** Sends one group's run of payloads to runWs; inside ws.cork(), one write for all. */
+function sendRun(): void {
+  const ws = runWs;
+  const { msgs, apps } = runBatch;
+  const app = ws.getUserData().app;
+  const c = runCounters;
+  for (let i = runFrom; i < runTo; i++) {
+    const m = msgs[i]!;
+    const want = apps[m]!;
+    if (want !== '' && want !== app) continue;
+    // 1 sent, 0 buffered (backpressure building), 2 dropped over max_backpressure
+    // (uWS then closes the socket: closeOnBackpressureLimit).
+    if (ws.send(view(m), false, false) === 2) c.dropped++;
+    else c.delivered++;
+  }
+}
+
 export class Delivery {
   readonly counters: DeliveryCounters = { delivered: 0, undelivered: 0, dropped: 0 };
-  // Per-peer forward lists, reused across batches: no allocation when nothing forwards.
-  private readonly fwdCards: string[][];
-  private readonly fwdMsgs: number[][];
+  /** Per peer shard: indexes (into the batch's cards) of groups to forward there; reused across batches. */
+  private readonly forwards: number[][];
 
   constructor(private readonly registry: Registry) {
-    this.fwdCards = Array.from({ length: registry.shards }, () => []);
-    this.fwdMsgs = Array.from({ length: registry.shards }, () => []);
+    this.forwards = Array.from({ length: registry.shards }, () => []);
   }
 
   handle(batch: DeliverBatch): void {
-    const { buf, ends, apps, cards, msgs } = batch;
-    const forwarded = batch.seq === -1;
+    const { cards, offs } = batch;
     const { local, remote } = this.registry;
-    const views: (Uint8Array | undefined)[] = new Array(ends.length);
+    const forwarded = batch.seq === -1;
     let forwarding = false;
+    runBatch = batch;
+    runViews = new Array(batch.ends.length);
+    runCounters = this.counters;
 
-    for (let d = 0; d < cards.length; d++) {
-      const card = cards[d]!;
-      const m = msgs[d]!;
+    for (let k = 0; k < cards.length; k++) {
+      const card = cards[k]!;
       const set = local.get(card);
       if (set !== undefined) {
-        let view = views[m];
-        if (view === undefined) {
-          const start = m === 0 ? 0 : ends[m - 1]!;
-          view = views[m] = new Uint8Array(buf, start, ends[m]! - start);
+        runFrom = offs[k]!;
+        runTo = offs[k + 1]!;
+        const several = runTo - runFrom > 1;
+        for (const ws of set) {
+          runWs = ws;
+          if (several) ws.cork(sendRun);
+          else sendRun();
         }
-        this.sendAll(set, view, apps[m]!);
       }
       if (forwarded) continue;
       const rec = remote.get(card);
       if (rec !== undefined) {
         for (let s = 0; s < rec.length; s++) {
           if (rec[s]! > 0) {
-            this.fwdCards[s]!.push(card);
-            this.fwdMsgs[s]!.push(m);
+            this.forwards[s]!.push(k);
             forwarding = true;
           }
         }
       } else if (set === undefined) {
-        this.counters.undelivered++;
+        this.counters.undelivered += offs[k + 1]! - offs[k]!;
       }
     }
     if (forwarding) this.forward(batch);
   }
 
-  private sendAll(set: Set<Socket>, view: Uint8Array, app: string): void {
-    const c = this.counters;
-    for (const ws of set) {
-      if (app !== '' && ws.getUserData().app !== app) continue;
-      // 1 sent, 0 buffered (backpressure building), 2 dropped over max_backpressure
-      // (uWS then closes the socket: closeOnBackpressureLimit).
-      if (ws.send(view, false, false) === 2) c.dropped++;
-      else c.delivered++;
-    }
-  }
-
+  /** Sends each peer the groups it holds members of, as a batch of its own (seq -1: no re-routing). */
   private forward(batch: DeliverBatch): void {
     const { peers } = this.registry;
     for (let s = 0; s < peers.length; s++) {
-      const cards = this.fwdCards[s]!;
-      if (cards.length === 0) continue;
+      const list = this.forwards[s]!;
+      if (list.length === 0) continue;
       const port = peers[s];
       if (port != null) {
+        const cards: string[] = new Array(list.length);
+        const offs = new Uint32Array(list.length + 1);
+        for (let i = 0; i < list.length; i++) {
+          const k = list[i]!;
+          cards[i] = batch.cards[k]!;
+          offs[i + 1] = offs[i]! + batch.offs[k + 1]! - batch.offs[k]!;
+        }
+        const msgs = new Uint32Array(offs[list.length]!);
+        for (let i = 0; i < list.length; i++) {
+          const k = list[i]!;
+          msgs.set(batch.msgs.subarray(batch.offs[k]!, batch.offs[k + 1]!), offs[i]!);
+        }
         const buf = batch.buf.slice(0);
-        const frame: DeliverBatch = {
-          t: F_DELIVER, seq: -1, buf, ends: batch.ends, apps: batch.apps,
-          cards: cards.slice(), msgs: Uint32Array.from(this.fwdMsgs[s]!),
-        };
+        const frame: DeliverBatch = { t: F_DELIVER, seq: -1, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs };
         port.postMessage(frame, [buf]);
       }
-      cards.length = 0;
-      this.fwdMsgs[s]!.length = 0;
+      list.length = 0;
     }
   }
 }

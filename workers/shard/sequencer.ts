@@ -8,41 +8,50 @@
 // requeued under a new number) is skipped after GAP_MS. A frame older than the
 // next expected one is delivered at once: late, never dropped.
 
+import type { MessagePort } from 'node:worker_threads';
 import type { DeliverBatch } from '../../src/shared/frames';
 
 const GAP_MS = 200;
 
+/** Delivers a batch; `from` is the processor port to acknowledge on. */
+export type Deliver = (batch: DeliverBatch, from: MessagePort) => void;
+
+interface Held {
+  readonly batch: DeliverBatch | null;
+  readonly from: MessagePort;
+}
+
 export class Sequencer {
   private next: number;
-  /** Early frames by sequence number; null for a skip. */
-  private readonly held = new Map<number, DeliverBatch | null>();
+  /** Early frames by sequence number (batch null: a skip). */
+  private readonly held = new Map<number, Held>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(firstSeq: number, private readonly deliver: (batch: DeliverBatch) => void) {
+  constructor(firstSeq: number, private readonly deliver: Deliver) {
     this.next = firstSeq;
   }
 
-  push(seq: number, batch: DeliverBatch | null): void {
+  push(seq: number, batch: DeliverBatch | null, from: MessagePort): void {
     if (seq < this.next) {
-      if (batch !== null) this.deliver(batch);
+      if (batch !== null) this.deliver(batch, from);
       return;
     }
     if (seq > this.next) {
-      this.held.set(seq, batch);
+      this.held.set(seq, { batch, from });
       if (this.timer === null) this.timer = setTimeout(skipGap, GAP_MS, this);
       return;
     }
-    if (batch !== null) this.deliver(batch);
+    if (batch !== null) this.deliver(batch, from);
     this.next++;
-    this.release();
+    if (this.held.size > 0) this.release();
   }
 
   private release(): void {
     const held = this.held;
-    while (held.size > 0 && held.has(this.next)) {
-      const batch = held.get(this.next)!;
+    let h: Held | undefined;
+    while ((h = held.get(this.next)) !== undefined) {
       held.delete(this.next);
-      if (batch !== null) this.deliver(batch);
+      if (h.batch !== null) this.deliver(h.batch, h.from);
       this.next++;
     }
     if (held.size === 0 && this.timer !== null) {
