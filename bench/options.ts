@@ -112,6 +112,7 @@ export function parseOptions(argv: readonly string[]): Options {
   const o = defaults(scenario, rest.includes('--quick'));
   let explicitBatch = false;
   let explicitInflight = false;
+  let explicitConns = false;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i]!;
     const next = (): string | undefined => rest[++i];
@@ -125,7 +126,7 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--batch': o.batch = int(flag, next(), 1); explicitBatch = true; break;
       case '--processes': o.processes = int(flag, next(), 1); break;
       case '--senders': o.senders = int(flag, next(), 1); break;
-      case '--sender-conns': o.senderConns = int(flag, next(), 1); break;
+      case '--sender-conns': o.senderConns = int(flag, next(), 1); explicitConns = true; break;
       case '--inflight': o.inflight = int(flag, next(), 1); explicitInflight = true; break;
       case '--shards': o.shards = int(flag, next(), 1); break;
       case '--server-pid': o.serverPid = int(flag, next(), 1); break;
@@ -161,6 +162,14 @@ export function parseOptions(argv: readonly string[]): Options {
   if (o.path === 'http-batch' || o.path === 'grpc-batch' || o.path === 'grpc-stream') {
     if (!explicitBatch) o.batch = 100;
     if (!explicitInflight) o.inflight = 8;
+  }
+  // uWS hands a pipelined request to the handler only once the one before it
+  // was answered (uNetworking/uWebSockets.js#277, wontfix), and with nsq an
+  // answer waits for nsqd's MPUB acknowledgement: pipelined requests would
+  // stall. One request in flight per connection, over more connections.
+  if (o.driver === 'nsq' && (o.path === 'http' || o.path === 'http-batch')) {
+    if (!explicitInflight) o.inflight = 1;
+    if (!explicitConns && o.path === 'http') o.senderConns = 64;
   }
   if (o.server === 'naive' && o.path !== 'http' && o.path !== 'http-batch') throw new Error('the naive server has HTTP only');
   if (o.groupSize > o.connections) o.groupSize = o.connections;

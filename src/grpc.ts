@@ -17,6 +17,12 @@ export const ERROR_CODE_METADATA = 'pusher-error-code';
 
 /** How long close() lets in-flight calls finish before cancelling them. */
 const SHUTDOWN_TIMEOUT_MS = 3_000;
+/**
+ * PushStream messages being queued at once, per call. With nsq each
+ * acceptance is an MPUB round trip: one at a time, a stream would wait out
+ * every round trip instead of filling the next MPUB meanwhile.
+ */
+const STREAM_PIPELINE = 8;
 
 // keepCase: gopusher's field names (appID, cardID) are the wire contract's JSON
 // names too; longs as numbers: the int64 counts never come near 2^53.
@@ -122,10 +128,14 @@ export class GrpcServer {
   }
 
   /**
-   * Queues each stream message with pushMany, in arrival order, one at a time
-   * (the next is read only after the queue accepted the previous one), and
-   * answers once with the total. The first error ends the call with its status
-   * and says how many pushes were accepted before it.
+   * Queues each stream message with pushMany, in arrival order, up to
+   * STREAM_PIPELINE at a time (reading stops while that many wait), and
+   * answers once with the total. Acceptances are counted in message order:
+   * the first error ends the call with its status and says how many pushes
+   * were accepted before it, and nothing read after a failure is queued.
+   * Messages after it that were already being queued when a publish failed
+   * (nsqd went away) may have been accepted too; a client resending from the
+   * count gets those twice (at-least-once, as after a lost answer).
    */
   private async onPushStream(call: PushStreamCall, callback: grpc.sendUnaryData<PushBatchReply>): Promise<void> {
     if (this.closing !== null) {
@@ -135,18 +145,49 @@ export class GrpcServer {
     this.streams.add(call);
     let accepted = 0;
     let messages = 0;
+    const queued: Promise<number>[] = [];
+    let pushError: unknown = null;
+    let readError: unknown = null;
+    let failed = false;
+    const onFail = (): void => {
+      failed = true;
+    };
+    const countOldest = async (): Promise<void> => {
+      try {
+        accepted += await queued.shift()!;
+        messages++;
+      } catch (err) {
+        pushError = err;
+      }
+    };
     try {
       for await (const msg of call as AsyncIterable<PushBatchRequest>) {
-        accepted += await this.push.pushMany(msg.pushes);
-        messages++;
+        // A message that fails validation rejects before pushMany returns, so
+        // its onFail microtask is queued ahead of the await that read this
+        // message: a bad message stops everything after it, as when unpipelined.
+        if (failed) break;
+        const p = this.push.pushMany(msg.pushes);
+        // Also keeps a rejection from being "unhandled" until countOldest takes
+        // it (or forever, when an earlier one failed first).
+        p.catch(onFail);
+        queued.push(p);
+        if (queued.length >= STREAM_PIPELINE) {
+          await countOldest();
+          if (pushError !== null) break;
+        }
       }
     } catch (err) {
+      readError = err;
+    }
+    // The stream ended or broke: what was being queued still counts, in order, up to a failure.
+    while (pushError === null && queued.length > 0) await countOldest();
+    this.streams.delete(call);
+    const err = pushError ?? readError;
+    if (err !== null) {
       // The client went away or its deadline passed: grpc-js already ended the call.
       if (call.cancelled) return;
       callback(this.status(this.streamError(err, messages, accepted)));
       return;
-    } finally {
-      this.streams.delete(call);
     }
     if (messages === 0) {
       callback(this.status(new PushError('PUSH_ERR_EMPTY_BATCH', 'the stream carried no PushBatchRequest')));

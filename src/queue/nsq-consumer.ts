@@ -4,6 +4,7 @@
 // processors' delay and without nsqjs backoff (which would set every
 // connection to RDY 0 for a plain retry).
 
+import type { Writable } from 'node:stream';
 import { Reader, type Message } from 'nsqjs';
 import type { Logger } from '../shared/log';
 import type { BatchHandler, ConsumedBatch } from './queue';
@@ -112,6 +113,14 @@ export class NsqConsumer {
   }
 
   settle(msgs: readonly Message[], requeue: readonly number[], delayMs: number): void {
+    // nsqjs writes every FIN/REQ as its own socket write (a syscall each, on
+    // a nextTick after finish()): under load that was 14 % of the main
+    // thread. Corking the Reader's sockets until after those ticks turns a
+    // batch's answers into one writev per connection. The uncork tick is
+    // queued after every respond tick queued here (nextTick is FIFO), so no
+    // answer is held back past this batch.
+    const sockets = this.reader === null ? [] : readerSockets(this.reader);
+    for (const s of sockets) s.cork();
     if (requeue.length === 0) {
       for (const m of msgs) m.finish();
     } else {
@@ -122,6 +131,7 @@ export class NsqConsumer {
         else msgs[i]!.finish();
       }
     }
+    if (sockets.length > 0) process.nextTick(uncork, sockets);
     this.handedOut -= msgs.length;
     if (this.handedOut === 0 && this.onIdle !== null) this.onIdle();
   }
@@ -169,6 +179,20 @@ export class NsqConsumer {
 
 function flushPending(c: NsqConsumer): void {
   c.flush();
+}
+
+/** The sockets of the Reader's subscribed connections (nsqjs internals, see src/types/nsqjs.d.ts). */
+function readerSockets(reader: Reader): Writable[] {
+  const sockets: Writable[] = [];
+  for (const c of reader.readerRdy.connections) {
+    // Gone (deleted) once the connection closed.
+    if (c.conn.conn !== undefined) sockets.push(c.conn.conn);
+  }
+  return sockets;
+}
+
+function uncork(sockets: readonly Writable[]): void {
+  for (const s of sockets) s.uncork();
 }
 
 class NsqBatch implements ConsumedBatch {

@@ -1,8 +1,11 @@
 // nsqjs 0.13 ships no typings. Only what src/queue/nsq-*.ts uses, checked
-// against node_modules/nsqjs/lib (reader.js, writer.js, message.js, config.js).
+// against node_modules/nsqjs/lib (reader.js, readerrdy.js, nsqdconnection.js,
+// message.js, config.js). The producer speaks the protocol itself
+// (src/queue/nsq-writer.ts), so nsqjs's Writer is not declared.
 
 declare module 'nsqjs' {
   import { EventEmitter } from 'node:events';
+  import type { Writable } from 'node:stream';
 
   /** Options shared by Reader and Writer connections (lib/config.js ConnectionConfig). */
   export interface ConnectionOptions {
@@ -45,19 +48,14 @@ declare module 'nsqjs' {
     pause(): void;
     unpause(): void;
     isPaused(): boolean;
+    /**
+     * Internal (lib/readerrdy.js): the connections that finished SUB, each
+     * wrapping an NSQDConnection whose `conn` is its socket (deleted once
+     * closed). Used only to cork FIN/REQ writes; pinned by the exact nsqjs version.
+     */
+    readonly readerRdy: { readonly connections: readonly { readonly conn: { readonly conn?: Writable } }[] };
     on(event: 'message', listener: (msg: Message) => void): this;
     on(event: 'error', listener: (err: Error) => void): this;
     on(event: 'nsqd_connected' | 'nsqd_closed', listener: (host: string, port: number) => void): this;
-  }
-
-  export class Writer extends EventEmitter {
-    constructor(host: string, port: number, options?: ConnectionOptions);
-    readonly ready: boolean;
-    connect(): void;
-    close(): void;
-    /** An array is sent as MPUB (one element: PUB); the callback gets nsqd's answer. */
-    publish(topic: string, msgs: Buffer[], callback: (err?: Error | null) => void): void;
-    on(event: 'ready' | 'closed', listener: () => void): this;
-    on(event: 'error', listener: (err: Error) => void): this;
   }
 }
