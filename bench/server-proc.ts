@@ -153,7 +153,12 @@ export async function startNsqd(): Promise<Nsqd> {
   const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const [tcp, http] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-nsqd-'));
-  const args = [`--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`, `--data-path=${dataDir}`, '--log-level=warn'];
+  const args = [`--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`, `--data-path=${dataDir}`, '--log-level=warn',
+    // nsqd keeps 10,000 messages per topic and channel in memory by default and
+    // spills the rest to disk, from where it delivers them interleaved with newer
+    // ones: a backlog of a few seconds then showed a p99 of 3.3 s instead of
+    // 0.5 s. The memory driver's default capacity, as a production nsqd should run.
+    '--mem-queue-size=100000'];
   const child = new Child(spawn(join(bin, 'nsqd'), args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'nsqd');
   await waitHttp(`http://127.0.0.1:${http}/ping`, child);
   return {
