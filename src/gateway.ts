@@ -139,6 +139,13 @@ export class Gateway {
         sendJson(x, 413, errorBody('PUSH_ERR_BODY_TOO_LARGE', msg), true);
         return;
       }
+      // Refuse before parsing when the push can't be queued anyway.
+      try {
+        this.push.admit();
+      } catch (err) {
+        this.fail(x, err);
+        return;
+      }
       let json: unknown;
       try {
         json = JSON.parse(body.toString('utf8'));

@@ -68,15 +68,26 @@ export class PushService {
     return PushRequestType.encode(req).finish();
   }
 
+  /**
+   * Throws the error a push would get now without validating or encoding it
+   * (shutting down, queue full or unreachable): the gateway calls it before
+   * parsing a body, so refusing under overload costs next to nothing.
+   */
+  admit(): void {
+    if (this.closed) throw new PushError('PUSH_ERR_SHUTTING_DOWN');
+    const refusal = this.queue.admit();
+    if (refusal !== null) throw refusal;
+  }
+
   /** Validates, encodes and queues; resolves when the queue accepted the push. */
   async push(input: unknown): Promise<void> {
-    if (this.closed) throw new PushError('PUSH_ERR_SHUTTING_DOWN');
+    this.admit();
     await this.queue.publish([this.encode(this.validate(input))]);
   }
 
   /** All or nothing: every push is validated before any is queued. Resolves with the count accepted. */
   async pushMany(inputs: readonly unknown[]): Promise<number> {
-    if (this.closed) throw new PushError('PUSH_ERR_SHUTTING_DOWN');
+    this.admit();
     if (inputs.length === 0) throw new PushError('PUSH_ERR_EMPTY_BATCH');
     const bodies = inputs.map((input, i) => {
       try {

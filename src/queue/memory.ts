@@ -42,11 +42,21 @@ export class MemoryQueue implements Queue {
     return this.items.length - this.head;
   }
 
-  publish(bodies: readonly Uint8Array[]): Promise<void> {
-    if (this.closed) return Promise.reject(new PushError('PUSH_ERR_SHUTTING_DOWN'));
-    if (this.waiting + this.inFlight + bodies.length > this.opts.capacity) {
-      return Promise.reject(new PushError('PUSH_ERR_QUEUE_FULL', `the embedded queue holds ${this.opts.capacity} messages (queue.capacity) and is full; retry later`));
+  admit(): PushError | null {
+    return this.refusal(1);
+  }
+
+  private refusal(n: number): PushError | null {
+    if (this.closed) return new PushError('PUSH_ERR_SHUTTING_DOWN');
+    if (this.waiting + this.inFlight + n > this.opts.capacity) {
+      return new PushError('PUSH_ERR_QUEUE_FULL', `the embedded queue holds ${this.opts.capacity} messages (queue.capacity) and is full; retry later`);
     }
+    return null;
+  }
+
+  publish(bodies: readonly Uint8Array[]): Promise<void> {
+    const refusal = this.refusal(bodies.length);
+    if (refusal !== null) return Promise.reject(refusal);
     for (let i = 0; i < bodies.length; i++) this.items.push({ body: bodies[i]!, attempts: 0 });
     this.schedule();
     return Promise.resolve();

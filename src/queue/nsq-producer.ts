@@ -92,10 +92,17 @@ export class NsqProducer {
    * fails, though the others may be queued: a retry can then deliver some
    * twice (at-least-once, as everywhere in NSQ).
    */
+  /** What publish() would fail with before sending anything, or null. */
+  admit(): PushError | null {
+    if (this.closed) return new PushError('PUSH_ERR_SHUTTING_DOWN');
+    if (!this.ready) return this.unavailable();
+    return null;
+  }
+
   publish(bodies: readonly Uint8Array[]): Promise<void> {
     if (bodies.length === 0) return Promise.resolve();
-    if (this.closed) return Promise.reject(new PushError('PUSH_ERR_SHUTTING_DOWN'));
-    if (!this.ready) return Promise.reject(this.unavailable());
+    const refusal = this.admit();
+    if (refusal !== null) return Promise.reject(refusal);
     for (const b of bodies) {
       if (b.byteLength > MAX_MSG_BYTES) {
         return Promise.reject(new PushError('PUSH_ERR_CONTENT_TOO_LARGE', `an encoded push is ${b.byteLength} bytes; nsqd accepts at most ${MAX_MSG_BYTES} (--max-msg-size)`));

@@ -6,6 +6,7 @@ import type { Config } from '../config';
 import type { Logger } from '../shared/log';
 import { NsqConsumer } from './nsq-consumer';
 import { NsqProducer } from './nsq-producer';
+import type { PushError } from '../errors';
 import type { BatchHandler, Queue, QueueStats } from './queue';
 
 /** How long close() waits for nsqd's answers to sent MPUBs and for batches out to be settled. */
@@ -30,6 +31,10 @@ export class NsqQueue implements Queue {
 
   publish(bodies: readonly Uint8Array[]): Promise<void> {
     return this.producer.publish(bodies);
+  }
+
+  admit(): PushError | null {
+    return this.producer.admit();
   }
 
   pause(): void {

@@ -8,6 +8,8 @@
 // - The consumer gets batches; each message is settled exactly once: finished,
 //   or requeued with a delay (redelivered later, at least once).
 
+import type { PushError } from '../errors';
+
 export interface ConsumedBatch {
   /** Encoded PushRequest bodies. Valid until settle(). */
   readonly bodies: readonly Uint8Array[];
@@ -31,6 +33,12 @@ export interface Queue {
   /** Connects (nsq) and starts consuming into `onBatch`. Rejects only on unusable configuration. */
   start(onBatch: BatchHandler): Promise<void>;
   publish(bodies: readonly Uint8Array[]): Promise<void>;
+  /**
+   * The error publish() would fail with right now (full, nsqd unreachable,
+   * closing), or null. Lets a caller refuse before parsing and encoding a
+   * request it can't queue: under overload that work would starve the rest.
+   */
+  admit(): PushError | null;
   /** Stops taking new messages; in-flight ones may still be settled. */
   pause(): void;
   resume(): void;
