@@ -80,9 +80,13 @@ export class PushService {
   }
 
   /** Validates, encodes and queues; resolves when the queue accepted the push. */
-  async push(input: unknown): Promise<void> {
-    this.admit();
-    await this.queue.publish([this.encode(this.validate(input))]);
+  push(input: unknown): Promise<void> {
+    try {
+      this.admit();
+      return this.queue.publish([this.encode(this.validate(input))]);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** All or nothing: every push is validated before any is queued. Resolves with the count accepted. */

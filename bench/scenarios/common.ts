@@ -62,6 +62,13 @@ export interface LoadSummary {
   ackedPerS: number;
   deliveredPerS: number;
   serverDeliveredPerS: number | null;
+  /**
+   * Over the whole delivery, drain included: frames received (and, by the
+   * server's counter, written) / seconds from the first push to the last
+   * frame. The fair rate when delivery runs behind the pushes (fan-out).
+   */
+  overallDeliveredPerS: number;
+  overallServerDeliveredPerS: number | null;
   peakDeliveredPerS: number;
   /** Server counters over the run: frames written, pushes to groups nobody was in, frames dropped to backpressure. */
   server: { delivered: number; undelivered: number; dropped: number } | null;
@@ -77,6 +84,15 @@ function steady(series: Interval[], pick: (i: Interval) => number | null): numbe
   const core = run.length > 3 ? run.slice(1, -1) : run;
   const vals = core.map(pick).filter((v): v is number => v !== null);
   return vals.length === 0 ? null : Math.round(vals.reduce((a, b) => a + b, 0) / vals.length);
+}
+
+/** Seconds (1 s intervals) from the first push to the last interval in which frames arrived or were written. */
+function deliverySpan(series: Interval[]): number {
+  const first = series.findIndex((i) => i.sent > 0);
+  if (first < 0) return 0;
+  let last = first;
+  for (let i = first; i < series.length; i++) if (series[i]!.delivered > 0 || (series[i]!.serverDelivered ?? 0) > 0) last = i;
+  return last - first + 1;
 }
 
 export async function load(ctx: Ctx): Promise<LoadSummary> {
@@ -99,6 +115,8 @@ export async function load(ctx: Ctx): Promise<LoadSummary> {
     ackedPerS: steady(fleet.series, (i) => i.acked) ?? 0,
     deliveredPerS: steady(fleet.series, (i) => i.delivered) ?? 0,
     serverDeliveredPerS: steady(fleet.series, (i) => i.serverDelivered),
+    overallDeliveredPerS: Math.round(t.delivered / Math.max(1, deliverySpan(fleet.series))),
+    overallServerDeliveredPerS: before === null || after === null ? null : Math.round((after.delivered - before.delivered) / Math.max(1, deliverySpan(fleet.series))),
     peakDeliveredPerS: Math.max(0, ...fleet.series.map((i) => i.delivered)),
     server: before === null || after === null ? null : {
       delivered: after.delivered - before.delivered, undelivered: after.undelivered - before.undelivered, dropped: after.dropped - before.dropped,
