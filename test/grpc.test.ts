@@ -2,7 +2,6 @@
 // proto/rpc.proto, real WebSocket clients, and the HTTP gateway for comparison.
 
 import t, { type Test } from 'tap';
-import { createServer, type Server as NetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -10,7 +9,7 @@ import type { Config } from '../src/config';
 import type { PushService } from '../src/push';
 import { GrpcServer } from '../src/grpc';
 import { createLogger } from '../src/shared/log';
-import { Client, freePort, getJson, ROOT, runToExit, startServer, type Running, type StartOptions } from './helpers/server';
+import { Client, freePort, getJson, occupyPort, ROOT, startServer, type Running, type StartOptions } from './helpers/server';
 
 const LOAD = { keepCase: true, longs: Number, defaults: true };
 const RpcClient = (grpc.loadPackageDefinition(protoLoader.loadSync(join(ROOT, 'proto', 'rpc.proto'), LOAD)) as any).proto.Rpc as typeof grpc.Client;
@@ -169,24 +168,9 @@ t.test('a full queue is UNAVAILABLE', async (t) => {
   await rejectsWith(t, pushStream(rpc, [two]), grpc.status.UNAVAILABLE, 'PUSH_ERR_QUEUE_FULL');
 });
 
-t.test('a gRPC port in use stops start-up with exit code 2 and one line naming it', async (t) => {
-  const port = await freePort();
-  const holder: NetServer = createServer();
-  await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
-  const { code, stderr } = await runToExit([`grpc.addr=127.0.0.1:${port}`]);
-  t.equal(code, 2);
-  const lines = stderr.trim().split('\n');
-  t.equal(lines.length, 1, stderr);
-  t.match(lines[0], 'PUSH_ERR_PORT_IN_USE');
-  t.match(lines[0], String(port));
-});
-
 t.test('GrpcServer: a failed bind rejects with PUSH_ERR_PORT_IN_USE; close() is safe twice', async (t) => {
   const port = await freePort();
-  const holder: NetServer = createServer();
-  await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  t.teardown(await occupyPort(port));
   const config = { grpc: { host: '127.0.0.1', port, enabled: true } } as Config;
   const server = new GrpcServer(config, {} as PushService, createLogger('test', 'silent'));
   await t.rejects(server.start(), { name: 'StartupError', code: 'PUSH_ERR_PORT_IN_USE' });

@@ -1,27 +1,8 @@
 // Start-up failures, graceful shutdown and shard crash recovery, on the real
 // process: exit codes, the one-line errors, close codes clients see.
 
-import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:net';
 import t from 'tap';
-import { Client, MAIN, ROOT, freePort, getJson, postJson, startServer, stats, until } from './helpers/server';
-
-/** Runs the server with these args until it exits; returns its code and stderr. */
-function runToExit(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('exit', (code) => resolve({ code, stderr }));
-  });
-}
-
-function occupy(port: number): Promise<Server> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(port, '127.0.0.1', () => resolve(s));
-  });
-}
+import { Client, freePort, getJson, occupyPort, postJson, runToExit, startServer, stats, until } from './helpers/server';
 
 t.test('SIGTERM: every client sees 1001, the process exits 0', async (t) => {
   const server = await startServer({ shards: 2 });
@@ -48,7 +29,7 @@ t.test('SIGINT shuts down the same way', async (t) => {
 t.test('a port already in use stops start-up with one line and exit code 2', async (t) => {
   for (const which of ['server.ws_port', 'gateway.port', 'grpc.addr'] as const) {
     const taken = await freePort();
-    const blocker = await occupy(taken);
+    const release = await occupyPort(taken);
     const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
     const ports: Record<string, string> = {
       'server.ws_port': String(p1), 'gateway.port': String(p2), 'grpc.addr': `127.0.0.1:${p3}`,
@@ -59,7 +40,7 @@ t.test('a port already in use stops start-up with one line and exit code 2', asy
     t.equal(code, 2, `${which}: exit code 2`);
     t.equal(stderr.trim().split('\n').length, 1, `${which}: one line`);
     t.match(stderr, new RegExp(`PUSH_ERR_PORT_IN_USE.*port ${taken}`), `${which}: names the port`);
-    blocker.close();
+    await release();
   }
 });
 

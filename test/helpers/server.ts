@@ -181,26 +181,20 @@ export async function until(check: () => Promise<boolean>, what: string, timeout
   }
 }
 
-/**
- * Spawns the server on free ports plus `sets`, without waiting for ready (for
- * start-up failures), and resolves once it exited, with its code and output.
- */
-export async function runToExit(sets: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [wsPort, httpPort] = [await freePort(), await freePort()];
-  const args = [
-    MAIN, '--config', join(ROOT, 'config.ini'),
-    '--set', 'server.host=127.0.0.1',
-    '--set', `server.ws_port=${wsPort}`,
-    '--set', `gateway.port=${httpPort}`,
-    '--set', 'server.shards=1',
-    '--set', 'processor.threads=1',
-  ];
-  for (const s of sets) args.push('--set', s);
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs the server with exactly these arguments, without waiting for ready, until it exits (for start-up failures). */
+export async function runToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => proc.once('close', (c) => resolve(c)));
   return { code, stdout, stderr };
+}
+
+/** Holds `port` on 127.0.0.1 with a plain net server (no SO_REUSEPORT) until the returned close() is called. */
+export async function occupyPort(port: number): Promise<() => Promise<void>> {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
+  return () => new Promise<void>((resolve) => holder.close(() => resolve()));
 }
