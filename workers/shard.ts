@@ -31,9 +31,10 @@ function deliverAndAck(batch: DeliverBatch, from: MessagePort): void {
   const ack: AckFrame = { t: F_ACK, seq: batch.seq };
   from.postMessage(ack);
 }
+
 /** Every open connection, joined or not: shutdown and crash close them all. */
 const sockets = new Set<Socket>();
-/** Ports from processors (they only send). */
+/** Ports from processors: DeliverBatch and SkipFrame in, AckFrame out. */
 const processorPorts = new Set<MessagePort>();
 let listenSocket: uWS.us_listen_socket | null = null;
 let stopping = false;
