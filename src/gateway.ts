@@ -61,7 +61,7 @@ function sendJson(x: Exchange, status: number, body: string, close = false): voi
   });
 }
 
-export function errorBody(code: ApiErrorCode, message: string): string {
+function errorBody(code: ApiErrorCode, message: string): string {
   return JSON.stringify({ code: ApiErrors[code].grpc, message, error: code });
 }
 

@@ -35,7 +35,7 @@ export class PushService {
    * Checks a request that came as JSON (proto3 JSON mapping) or from gRPC and
    * returns it filled with defaults. Throws PushError with the first problem.
    */
-  validate(input: unknown): PushRequest {
+  private validate(input: unknown): PushRequest {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw new PushError('PUSH_ERR_INVALID_REQUEST', 'request must be a JSON object with "to" and "content"');
     }
@@ -64,7 +64,7 @@ export class PushService {
     return req;
   }
 
-  encode(req: PushRequest): Uint8Array {
+  private encode(req: PushRequest): Uint8Array {
     return PushRequestType.encode(req).finish();
   }
 

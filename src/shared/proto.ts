@@ -25,7 +25,7 @@ export function protoPath(): string {
 
 let root: protobuf.Root | null = null;
 
-export function protoRoot(): protobuf.Root {
+function protoRoot(): protobuf.Root {
   if (root === null) root = protobuf.loadSync(protoPath());
   return root;
 }
