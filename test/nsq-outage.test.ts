@@ -9,7 +9,7 @@ import { Client, postJson, startServer, stats, until, type Running } from './hel
 const CHANNEL = 'outage-test';
 
 function nsqSets(nsqd: Nsqd): string[] {
-  return ['queue.driver=nsq', `queue.nsqd_tcp=${nsqd.tcp}`, 'queue.topic=pusher', `queue.channel=${CHANNEL}`];
+  return ['queue.driver=nsq', 'queue.warmup=0', `queue.nsqd_tcp=${nsqd.tcp}`, 'queue.topic=pusher', `queue.channel=${CHANNEL}`];
 }
 
 /** Pushes unique contents round-robin to `cards` with a few requests in flight, until stopped. */
