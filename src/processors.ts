@@ -65,6 +65,7 @@ export class Processors {
   private readonly live = new Set<Thread>();
   private readonly freeSlots: number[];
   private consuming: ConsumeOptions | null = null;
+  private closing = false;
   private nextQuery = 1;
   private readonly statsReplies = new Map<number, (stats: ConsumerStats) => void>();
   private readonly stopReplies = new Map<Thread, (unsettled: number) => void>();
@@ -183,6 +184,8 @@ export class Processors {
         this.taskDone(seq);
       },
       (err: Error) => {
+        // Shutdown gave up on it: the server already counted what it held.
+        if (this.closing) return;
         // The shards hear that this number will not come (its frames may
         // have been sent in part: the retry can deliver some twice).
         this.supervisor.gap(seq);
@@ -261,6 +264,7 @@ export class Processors {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.pool.destroy();
   }
 }
