@@ -74,7 +74,9 @@ export class Processors {
     this.threads = config.processor.threads;
     this.batchSize = config.processor.batchSize;
     this.maxTasks = this.threads * 2;
-    this.freeSlots = Array.from({ length: seqs.slots }, (_, i) => seqs.slots - 1 - i);
+    // Two slots per thread: a thread that dies may be replaced before its slot is freed.
+    const slots = this.threads * 2;
+    this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
     const init: ProcessorInit = {
       shards: config.server.shards, logLevel: config.log.level, seqBuffer: seqs.buffer, batchSize: this.batchSize, shardWaitMs: SHARD_WAIT_MS,
     };
@@ -117,13 +119,25 @@ export class Processors {
     if (this.consuming !== null) this.send(thread, { t: 'consume', options: this.consuming });
   }
 
-  /** A processor thread ended: declare the task it was numbering, if any, as a gap. */
+  /**
+   * A processor thread ended: no shard may wait for a number it handled (a
+   * restarted shard hears of recent numbers again only from their handler).
+   */
   private gone(thread: Thread): void {
     if (!this.live.delete(thread)) return;
     this.supervisor.removeProcessor(thread.control);
-    const seq = this.seqs.release(thread.slot);
-    if (seq !== -1) this.supervisor.gap(seq);
+    const seqs = this.seqs.release(thread.slot);
+    if (seqs.length > 0) this.supervisor.gap(seqs);
     this.freeSlots.push(thread.slot);
+    if (!this.closing) this.log.warn('processor thread exited; Piscina starts another', { slot: thread.slot, tasksReleased: seqs.length });
+  }
+
+  /** Debug hook: makes the n-th processor thread throw an uncaught exception. */
+  crash(n: number): boolean {
+    const thread = [...this.live][n];
+    if (thread === undefined) return false;
+    this.send(thread, { t: 'crash' });
+    return true;
   }
 
   private send(thread: Thread, msg: MainToProcessor): void {
@@ -188,7 +202,7 @@ export class Processors {
         if (this.closing) return;
         // The shards hear that this number will not come (its frames may
         // have been sent in part: the retry can deliver some twice).
-        this.supervisor.gap(seq);
+        this.supervisor.gap([seq]);
         this.counters.requeued += messages;
         this.log.warn('processing failed; batch requeued', { error: err.message, messages });
         for (const b of batches) b.settle(true, backoff(Math.max(...b.attempts)));

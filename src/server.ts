@@ -32,15 +32,14 @@ export class Server {
   private closing = false;
 
   constructor(readonly config: Config, private readonly log: Logger) {
-    // Two slots per processor thread: a thread that dies is replaced before its slot is freed.
-    const seqs = new SeqState(SeqState.create(config.processor.threads * 2));
+    const seqs = new SeqState(SeqState.create());
     this.supervisor = new Supervisor(config, log, () => this.processors.firstSeq());
     this.queue = createQueue(config, log);
     this.processors = new Processors(config, this.supervisor, seqs, log);
     this.push = new PushService(config, this.queue, this.supervisor, this.processors.size);
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
-      crash: (shard) => this.supervisor.crash(shard),
+      crash: (kind, n) => (kind === 'shard' ? this.supervisor.crash(n) : this.processors.crash(n)),
     }, log);
     this.grpc = config.grpc.enabled ? new GrpcServer(config, this.push, log) : null;
   }

@@ -142,9 +142,9 @@ export class Supervisor {
     this.processors.delete(control);
   }
 
-  /** Task `seq` failed and went back to the queue: no shard waits for it. */
-  gap(seq: number): void {
-    for (const s of this.slots) if (s.worker !== null) this.send(s.worker, { t: 'gap', seq });
+  /** These tasks will send nothing more (they failed, or their processor died): no shard waits for them. */
+  gap(seqs: readonly number[]): void {
+    for (const s of this.slots) if (s.worker !== null) this.send(s.worker, { t: 'gap', seqs });
   }
 
   /** Asks one shard; rejects with PUSH_ERR_TIMEOUT if it does not answer in time. */

@@ -147,3 +147,29 @@ t.test('40 shards: groups spread over every shard, members on many shards, every
   });
   t.equal(unordered.length, 0, 'every member got its group\'s pushes in order');
 });
+
+t.test('processor threads crash under load, one of them together with a shard: nothing accepted is lost, no shard stalls', async (t) => {
+  cpuHog(t);
+  const server = await startServer({ shards: 2 });
+  t.teardown(() => server.stop());
+  const cards = [...cardsOwnedBy(0, 2, 4, 'proc-a'), ...cardsOwnedBy(1, 2, 4, 'proc-b')];
+  const clients = await Promise.all(Array.from({ length: 32 }, () => Client.open(server.wsUrl)));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  await Promise.all(clients.map((c, i) => c.join(cards[i % cards.length]!)));
+
+  const stream = new PushStream(server, cards, 16);
+  await stream.acceptedAtLeast(500);
+  t.same((await postJson(`${server.http}/debug/crash?processor=0`, {})).body, { crashed: true });
+  await stream.acceptedAtLeast(stream.accepted.size + 500);
+  // Both faults at once: the restarted shard must not wait for numbers the dead processor handled.
+  await Promise.all([postJson(`${server.http}/debug/crash?processor=1`, {}), postJson(`${server.http}/debug/crash?shard=0`, {})]);
+  await until(async () => (await stats(server)).restarts[0] === 1, 'shard 0 restarted');
+  await stream.acceptedAtLeast(stream.accepted.size + 1_000);
+  await stream.stop();
+
+  const survivors = clients.filter((c) => c.closeCode === null);
+  const members = new Map(survivors.map((c) => [c, cards[clients.indexOf(c) % cards.length]!]));
+  t.same(await missingPushes(stream.accepted, members), [], `${survivors.length} survivors got all of the ${stream.accepted.size} accepted pushes for their groups`);
+  t.equal(server.output().match(/warn main: processor thread exited/g)?.length, 2, 'both processor crashes were logged');
+  t.notMatch(server.output(), /delivery waits for a task/, 'no shard stalled');
+});

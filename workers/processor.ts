@@ -44,6 +44,11 @@ toMain.on('message', (msg: MainToProcessor) => {
     case 'stop':
       void stopConsuming(msg.deadline);
       return;
+    case 'crash':
+      setImmediate(() => {
+        throw new Error(`crash requested for processor slot ${slot}`);
+      });
+      return;
     case 'stats': {
       const stats = consumer?.stats(counters.routed, counters.undecodable)
         ?? { messages: 0, batches: 0, requeued: 0, routed: counters.routed, undecodable: counters.undecodable, inFlight: 0, connected: false };
@@ -89,14 +94,13 @@ function deliverConsumed(bodies: Buffer[]): Promise<void> {
     return dispatch(seq, bodies);
   } catch (err) {
     return Promise.reject(err);
-  } finally {
-    seqs.done(slot);
   }
 }
 
 /** Embedded queue: a Piscina task from the main thread; resolves once the shards delivered it. */
 export default function processBatch(task: ProcessTask): Promise<void> {
   const { buf, ends, seq } = task;
+  seqs.own(seq, slot);
   const bodies: Buffer[] = new Array(ends.length);
   for (let i = 0; i < ends.length; i++) {
     const start = i === 0 ? 0 : ends[i - 1]!;

@@ -195,7 +195,7 @@ main.on('message', (msg: MainToShard) => {
       peerReady(msg.peer);
       return;
     case 'gap':
-      sequencer.gap(msg.seq);
+      for (const seq of msg.seqs) sequencer.gap(seq);
       return;
     case 'query':
       post({ t: 'reply', id: msg.id, value: answer(msg) });

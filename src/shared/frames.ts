@@ -154,8 +154,8 @@ export interface ShardStats {
 export type MainToShard =
   | { readonly t: 'attach'; readonly kind: 'shard' | 'processor'; readonly peer: number; readonly port: MessagePort }
   | { readonly t: 'peer-reset'; readonly peer: number }
-  /** Task `seq` failed in a processor and went back to the queue: nothing will come for it. */
-  | { readonly t: 'gap'; readonly seq: number }
+  /** These tasks failed in a processor or lost it: nothing more will come for them. */
+  | { readonly t: 'gap'; readonly seqs: readonly number[] }
   | ({ readonly t: 'query'; readonly id: number } & ShardQuery)
   | { readonly t: 'shutdown' }
   | { readonly t: 'crash' };
@@ -186,7 +186,9 @@ export type MainToProcessor =
   | { readonly t: 'consume'; readonly options: ConsumeOptions }
   /** Stop taking messages; answer 'stopped' once every batch in hand was settled (or the deadline passed). */
   | { readonly t: 'stop'; readonly deadline: number }
-  | { readonly t: 'stats'; readonly id: number };
+  | { readonly t: 'stats'; readonly id: number }
+  /** Debug hook (debug.crash_route): a real uncaught exception in this thread. */
+  | { readonly t: 'crash' };
 
 export interface ConsumerStats {
   readonly messages: number;

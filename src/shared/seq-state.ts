@@ -6,54 +6,62 @@
 // embedded queue the main thread numbers tasks as it dispatches them; with NSQ
 // each processor numbers the batches its own Reader received.
 //
-// Layout (BigInt64, so the counter never wraps): word 0 is the next number;
-// word 1 + slot is the number processor `slot` is routing right now (-1: none),
-// which tells the main thread what to declare missing if that thread dies
-// between taking a number and sending its frames.
+// Beside the counter, a ring records which processor thread handled each of
+// the last RING numbers. Every shard must hear of every number (a batch or a
+// skip), and a restarted shard hears of the recent ones again from the
+// processor that handled them; if that thread dies, the main thread declares
+// its numbers as gaps from this ring, so no shard waits for them forever.
 
-const NONE = -1n;
+/** Numbers remembered per owner; far more than can be in flight or replayed at once. */
+const RING = 65_536;
+const NO_OWNER = -1;
 
 export class SeqState {
-  private readonly words: BigInt64Array;
+  /** Word 0: the next number (BigInt64, so it never wraps). */
+  private readonly counter: BigInt64Array;
+  /** owners[seq % RING]: the slot of the processor thread that handled seq. */
+  private readonly owners: Int32Array;
 
   constructor(readonly buffer: SharedArrayBuffer) {
-    this.words = new BigInt64Array(buffer);
+    this.counter = new BigInt64Array(buffer, 0, 1);
+    this.owners = new Int32Array(buffer, 8, RING);
   }
 
-  /** A buffer for `slots` processor threads, counter at 0, every slot idle. */
-  static create(slots: number): SharedArrayBuffer {
-    const buffer = new SharedArrayBuffer(8 * (1 + slots));
-    new BigInt64Array(buffer).fill(NONE, 1);
+  static create(): SharedArrayBuffer {
+    const buffer = new SharedArrayBuffer(8 + 4 * RING);
+    new Int32Array(buffer, 8, RING).fill(NO_OWNER);
     return buffer;
-  }
-
-  get slots(): number {
-    return this.words.length - 1;
   }
 
   /** Takes the next number. */
   take(): number {
-    return Number(Atomics.add(this.words, 0, 1n));
+    return Number(Atomics.add(this.counter, 0, 1n));
   }
 
   /** The number the next take() returns. */
   peek(): number {
-    return Number(Atomics.load(this.words, 0));
+    return Number(Atomics.load(this.counter, 0));
   }
 
-  /** Takes the next number and records it as being routed by `slot`, until done(slot). */
+  /** Records that processor `slot` handles `seq` (before it sends anything for it). */
+  own(seq: number, slot: number): void {
+    Atomics.store(this.owners, seq % RING, slot);
+  }
+
+  /** Takes the next number for processor `slot`. */
   takeFor(slot: number): number {
     const seq = this.take();
-    Atomics.store(this.words, 1 + slot, BigInt(seq));
+    this.own(seq, slot);
     return seq;
   }
 
-  done(slot: number): void {
-    Atomics.store(this.words, 1 + slot, NONE);
-  }
-
-  /** The number `slot` was routing (its thread died mid-task), or -1; clears it. */
-  release(slot: number): number {
-    return Number(Atomics.exchange(this.words, 1 + slot, NONE));
+  /** The recent numbers processor `slot` handled (its thread died); forgets them. */
+  release(slot: number): number[] {
+    const end = this.peek();
+    const out: number[] = [];
+    for (let seq = Math.max(0, end - RING); seq < end; seq++) {
+      if (Atomics.compareExchange(this.owners, seq % RING, slot, NO_OWNER) === slot) out.push(seq);
+    }
+    return out;
   }
 }
