@@ -5,7 +5,7 @@
 // then runs `reloadCmd`. Teardown kills it and removes the confdir.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon, type Teardown } from './daemon';
@@ -86,7 +86,7 @@ export class Confd {
     return this.output().split(`Target config ${dest} has been updated`).length - 1;
   }
 
-  /** Starts confd and waits until it has rendered every template once from etcd. */
+  /** Starts confd and waits until it has rendered every template once from etcd (a failed reload command included). */
   start(): Promise<void> {
     this.logFrom = this.output().length;
     return this.daemon.start();
@@ -96,8 +96,10 @@ export class Confd {
     return this.daemon.stop(signal);
   }
 
+  /** Each dest is final for now: in sync, or rewritten (confd renames it into place before running the reload command). */
   private firstPassDone(): boolean {
     const log = this.output().slice(this.logFrom);
-    return this.templates.every((t) => log.includes(`Comparing candidate config to ${t.dest}`) && existsSync(t.dest));
+    return this.templates.every((t) => log.includes(`Target config ${t.dest} in sync`) || log.includes(`Target config ${t.dest} has been updated`)
+      || (t.reloadCmd !== undefined && log.includes(`Running ${t.reloadCmd}`)));
   }
 }

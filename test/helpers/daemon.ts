@@ -76,10 +76,12 @@ export class Daemon {
     await until(async () => {
       if (gone) {
         this.proc = null;
-        throw new Error(`${this.name} exited during start-up:\n${this.out}`);
+        throw new Error(`${this.name} exited during start-up`);
       }
       return this.ready();
-    }, `${this.name} is ready`);
+    }, `${this.name} is ready`).catch((err: Error) => {
+      throw new Error(`${err.message}; its output:\n${this.out.slice(-4000)}`);
+    });
   }
 
   /** Sends `signal` and waits for the process to end; safe to call when stopped. */
