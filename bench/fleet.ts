@@ -28,6 +28,11 @@ export interface Interval {
   serverRssMb: number | null;
   /** % of one core. */
   serverCpu: number | null;
+  /** The server's user + system CPU seconds since it started, all threads (/proc/<pid>/stat), at the end of this second. */
+  serverCpuS: number | null;
+  /** The same for nsqd when its pid is known (started by the bench, or --nsqd-pid). */
+  nsqdCpu: number | null;
+  nsqdCpuS: number | null;
   generatorCpu: number | null;
 }
 
@@ -40,7 +45,11 @@ interface HolderKid extends Kid {
   joined: number;
   failed: number;
   closed: number;
-  settled: Promise<void>;
+  /** Connections asked of this holder so far, and the most it will be asked (its index range). */
+  target: number;
+  capacity: number;
+  /** Called when the holder reports `target` settled, or exits. */
+  onSettled: ((count: number) => void) | null;
 }
 
 const HOLDER_JS = join(__dirname, 'holder.js');
@@ -73,6 +82,22 @@ export async function serverCounters(httpUrl: string): Promise<ServerCounters | 
   }
 }
 
+export interface FleetOptions {
+  /** nsqd's pid, to sample its CPU beside the server's (null: none known). */
+  nsqdPid: number | null;
+  /**
+   * Poll the server's /stats once a second. The connections scenario doesn't:
+   * each request leaves garbage, and the GCs it eventually sets off move the
+   * RSS being measured by megabytes at random times.
+   */
+  pollStats: boolean;
+}
+
+/** Part i of `total` split over `parts` as evenly as whole numbers allow. */
+function share(total: number, parts: number, i: number): number {
+  return Math.floor(total / parts) + (i < total % parts ? 1 : 0);
+}
+
 export class Fleet {
   readonly series: Interval[] = [];
   /** Latency of every push received during the sending and drain phases. */
@@ -87,13 +112,19 @@ export class Fleet {
   private readonly t0 = performance.now();
   private readonly timer: NodeJS.Timeout;
   private serverLast: ProcSample | null;
+  private nsqdLast: ProcSample | null;
   private statsLast: ServerCounters | null = null;
   private statsNow: ServerCounters | null = null;
+  private readonly nsqdPid: number | null;
+  private readonly pollsStats: boolean;
 
-  constructor(private readonly server: ServerHandle, private readonly label: string) {
+  constructor(private readonly server: ServerHandle, private readonly label: string, o: FleetOptions) {
+    this.nsqdPid = o.nsqdPid;
+    this.pollsStats = o.pollStats;
     this.serverLast = server.pid === null ? null : sampleProc(server.pid);
+    this.nsqdLast = o.nsqdPid === null ? null : sampleProc(o.nsqdPid);
     this.timer = setInterval(() => this.onSecond(), 1000);
-    void this.pollStats();
+    if (this.pollsStats) void this.pollStats();
   }
 
   get conns(): number {
@@ -104,43 +135,72 @@ export class Fleet {
     return this.holders.reduce((n, h) => n + h.closed, 0);
   }
 
-  /** Forks `processes` holders sharing `n` connections; resolves when every connection joined or failed. */
-  async startHolders(n: number, processes: number, groupSize: number, apps: AppShare[], localAddresses: string[]): Promise<{ joined: number; failed: number; seconds: number }> {
-    const started = performance.now();
+  /** Forks `processes` holders that will share up to `n` connections; none is opened yet (see growTo). */
+  forkHolders(n: number, processes: number, groupSize: number, apps: AppShare[], localAddresses: string[]): void {
     let first = 0;
     for (let p = 0; p < processes; p++) {
-      const count = Math.floor(n / processes) + (p < n % processes ? 1 : 0);
+      const capacity = share(n, processes, p);
       const proc = fork(HOLDER_JS, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      let onSettled!: () => void;
-      const kid: HolderKid = { proc, last: null, joined: 0, failed: 0, closed: 0, settled: new Promise((r) => (onSettled = r)) };
+      const kid: HolderKid = { proc, last: null, joined: 0, failed: 0, closed: 0, target: 0, capacity, onSettled: null };
       proc.on('message', (msg: HolderToParent) => {
-        if (msg.t === 'joined') {
-          kid.joined = msg.joined;
-          kid.failed = msg.failed;
-          onSettled();
-          return;
-        }
         kid.joined = msg.joined;
         kid.failed = msg.failed;
+        if (msg.t === 'joined') {
+          kid.onSettled?.(msg.count);
+          return;
+        }
         kid.closed = msg.closed;
         this.tick.delivered += msg.delivered;
         this.totals.delivered += msg.delivered;
         this.totals.other += msg.other;
         this.tickHist.addSparse(msg.hist, msg.sum, msg.max);
       });
-      proc.once('exit', () => onSettled());
-      proc.send({ t: 'start', url: this.server.wsUrl, first, count, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY });
+      proc.once('exit', () => kid.onSettled?.(-1));
+      proc.send({ t: 'start', url: this.server.wsUrl, first, count: 0, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY });
       this.holders.push(kid);
-      first += count;
+      first += capacity;
     }
-    const bound = 60_000 + n * 5;
+  }
+
+  /**
+   * Asks the holders for `total` connections in all (each its share, within
+   * the n given to forkHolders); resolves when every new one joined or failed
+   * for good, or the time bound passed.
+   */
+  async growTo(total: number): Promise<{ joined: number; failed: number; seconds: number }> {
+    const started = performance.now();
+    const before = this.conns;
+    const waits = this.holders.map((kid, p) => {
+      const target = Math.min(kid.capacity, share(total, this.holders.length, p));
+      if (target === kid.target || kid.proc.exitCode !== null) return Promise.resolve();
+      kid.target = target;
+      const done = new Promise<void>((resolve) => {
+        kid.onSettled = (count) => {
+          if (count !== target && count !== -1) return;
+          kid.onSettled = null;
+          resolve();
+        };
+      });
+      kid.proc.send({ t: 'grow', count: target });
+      return done;
+    });
+    const bound = 60_000 + Math.max(0, total - before) * 5;
     const timeout = new Promise<void>((r) => setTimeout(r, bound).unref());
-    await Promise.race([Promise.all(this.holders.map((h) => h.settled)), timeout]);
+    await Promise.race([Promise.all(waits), timeout]);
+    const asked = this.holders.reduce((k, h) => k + h.target, 0);
+    const failed = this.holders.reduce((k, h) => k + h.failed, 0);
     return {
       joined: this.conns,
-      failed: this.holders.reduce((k, h) => k + h.failed, 0) + Math.max(0, n - this.conns - this.holders.reduce((k, h) => k + h.failed, 0)),
+      // Those still connecting when the bound passed count as failed too.
+      failed: Math.max(failed, asked - this.conns - this.closed),
       seconds: (performance.now() - started) / 1000,
     };
+  }
+
+  /** Forks `processes` holders sharing `n` connections; resolves when every connection joined or failed. */
+  async startHolders(n: number, processes: number, groupSize: number, apps: AppShare[], localAddresses: string[]): Promise<{ joined: number; failed: number; seconds: number }> {
+    this.forkHolders(n, processes, groupSize, apps, localAddresses);
+    return this.growTo(n);
   }
 
   /** Forks the senders, each with its share of rate and count; resolves with their totals when all are done. */
@@ -163,8 +223,7 @@ export class Fleet {
         });
         proc.once('exit', () => resolve());
       }));
-      const share = (total: number): number => Math.floor(total / base.senders) + (i < total % base.senders ? 1 : 0);
-      proc.send({ ...base, t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate)), count: count === 0 ? 0 : share(count) });
+      proc.send({ ...base, t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate, base.senders, i)), count: count === 0 ? 0 : share(count, base.senders, i) });
     }
     await Promise.all(done);
   }
@@ -223,13 +282,23 @@ export class Fleet {
     const ms = (us: number): number => Math.round(us) / 1000;
     let serverRssMb: number | null = null;
     let serverCpu: number | null = null;
+    let serverCpuS: number | null = null;
     if (this.server.pid !== null) {
       const s = sampleProc(this.server.pid);
       if (s !== null && this.serverLast !== null) {
         serverRssMb = Math.round(s.rssBytes / 1048576);
         serverCpu = Math.round(cpuPercent(this.serverLast, s));
       }
+      serverCpuS = s?.cpuS ?? null;
       this.serverLast = s;
+    }
+    let nsqdCpu: number | null = null;
+    let nsqdCpuS: number | null = null;
+    if (this.nsqdPid !== null) {
+      const s = sampleProc(this.nsqdPid);
+      if (s !== null && this.nsqdLast !== null) nsqdCpu = Math.round(cpuPercent(this.nsqdLast, s));
+      nsqdCpuS = s?.cpuS ?? null;
+      this.nsqdLast = s;
     }
     let generatorCpu = 0;
     for (const k of [...this.holders, ...this.senders]) {
@@ -242,13 +311,13 @@ export class Fleet {
     if (this.statsNow !== null && this.statsLast !== null) serverDelivered = this.statsNow.delivered - this.statsLast.delivered;
     if (this.statsNow !== null) this.statsLast = this.statsNow;
     this.statsNow = null;
-    void this.pollStats();
+    if (this.pollsStats) void this.pollStats();
     const iv: Interval = {
       t, phase: this.phase, ...this.tick, serverDelivered,
       p50: h.count === 0 ? null : ms(h.quantile(0.5)),
       p99: h.count === 0 ? null : ms(h.quantile(0.99)),
       max: h.count === 0 ? null : ms(h.max),
-      conns: this.conns, serverRssMb, serverCpu, generatorCpu: Math.round(generatorCpu),
+      conns: this.conns, serverRssMb, serverCpu, serverCpuS, nsqdCpu, nsqdCpuS, generatorCpu: Math.round(generatorCpu),
     };
     this.series.push(iv);
     if (this.phase === 'run' || this.phase === 'drain') this.hist.add(h);
@@ -258,6 +327,7 @@ export class Fleet {
     process.stderr.write(`[${this.label} ${iv.phase} ${t.toFixed(0)}s] sent ${k(iv.sent)}/s acked ${k(iv.acked)}/s delivered ${k(iv.delivered)}/s`
       + (serverDelivered !== null ? ` (server ${k(serverDelivered)}/s)` : '')
       + ` p50 ${iv.p50 ?? '-'}ms p99 ${iv.p99 ?? '-'}ms max ${iv.max ?? '-'}ms conns ${iv.conns}`
-      + (serverCpu !== null ? ` srv cpu ${serverCpu}% rss ${serverRssMb}MB` : '') + ` gen cpu ${iv.generatorCpu}%\n`);
+      + (serverCpu !== null ? ` srv cpu ${serverCpu}% rss ${serverRssMb}MB` : '') + (nsqdCpu !== null ? ` nsqd cpu ${nsqdCpu}%` : '')
+      + ` gen cpu ${iv.generatorCpu}%\n`);
   }
 }

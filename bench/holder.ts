@@ -1,7 +1,7 @@
 // Connection holder (a child process): opens its share of the WebSocket
-// connections, joins each to its card_id, then measures every push frame it
-// receives (latency from the send time in the content) and reports to the
-// parent once a second. One process holds at most ~19,900 sockets (20,000
+// connections (more when the parent raises the count), joins each to its
+// card_id, then measures every push frame it receives (latency from the send
+// time in the content) and reports to the parent once a second. One process holds at most ~19,900 sockets (20,000
 // open files), so the orchestrator forks several.
 
 import WebSocket from 'ws';
@@ -31,7 +31,8 @@ let closed = 0;
 let delivered = 0;
 let other = 0;
 let stopping = false;
-let reportedJoined = false;
+/** The count last reported as joined (-1: none yet). */
+let reportedCount = -1;
 const errors = new Set<string>();
 
 function send(msg: HolderToParent): void {
@@ -128,9 +129,14 @@ function onClose(this: WebSocket): void {
 function settled(): void {
   connecting--;
   pump();
-  if (!reportedJoined && joined + failed + closed >= cfg.count) {
-    reportedJoined = true;
-    send({ t: 'joined', joined, failed });
+  reportIfDone();
+}
+
+/** Tells the parent once every connection of the current count joined or failed for good. */
+function reportIfDone(): void {
+  if (reportedCount !== cfg.count && joined + failed + closed >= cfg.count) {
+    reportedCount = cfg.count;
+    send({ t: 'joined', count: cfg.count, joined, failed });
   }
 }
 
@@ -169,8 +175,12 @@ const timer = setInterval(() => tick(), 1000);
 process.on('message', (msg: ParentToChild) => {
   if (msg.t === 'start') {
     cfg = msg as HolderStart;
-    if (cfg.count === 0) send({ t: 'joined', joined: 0, failed: 0 });
     pump();
+    reportIfDone();
+  } else if (msg.t === 'grow') {
+    cfg.count = msg.count;
+    pump();
+    reportIfDone();
   } else if (msg.t === 'stop') stop();
 });
 // Never outlive the orchestrator.

@@ -13,6 +13,7 @@ export interface HolderStart {
   url: string;
   /** Global index of this holder's first connection: card_id = c<floor(index / groupSize)>. */
   first: number;
+  /** Connections to open now; a later HolderGrow raises it. */
   count: number;
   groupSize: number;
   apps: AppShare[];
@@ -38,8 +39,16 @@ export interface HolderTick {
   other: number;
 }
 
+/** Open more connections: `count` in all (indices first .. first + count - 1). */
+export interface HolderGrow {
+  t: 'grow';
+  count: number;
+}
+
 export interface HolderJoined {
   t: 'joined';
+  /** The count this answers: every one of them joined or failed for good. */
+  count: number;
   joined: number;
   failed: number;
 }
@@ -90,6 +99,6 @@ export interface SenderDone {
   errors: string[];
 }
 
-export type ParentToChild = HolderStart | SenderStart | { t: 'stop' };
+export type ParentToChild = HolderStart | HolderGrow | SenderStart | { t: 'stop' };
 export type HolderToParent = HolderTick | HolderJoined;
 export type SenderToParent = SenderTick | SenderDone;

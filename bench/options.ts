@@ -24,6 +24,8 @@ export interface Options {
   driver: 'memory' | 'nsq';
   /** Connection holder processes (0 = one per 15,000 connections). */
   processes: number;
+  /** connections: connection counts to measure memory at, ascending, the last = connections (empty: even steps). */
+  steps: number[];
   senders: number;
   /** Connections per sender process, and requests in flight on each. */
   senderConns: number;
@@ -33,6 +35,10 @@ export interface Options {
   server: 'pusher' | 'naive';
   target: string | null;
   serverPid: number | null;
+  /** An external nsqd to sample (with --target). */
+  nsqdPid: number | null;
+  /** host:port of an external server's inspector (node --inspect=host:port), for the connections scenario's forced GCs. */
+  serverInspect: string | null;
   sets: string[];
   serverCpuProf: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
@@ -58,6 +64,9 @@ scenarios: connections | push | fanout | sustained   (see bench/README.md)
   --server pusher|naive   what to start (naive: bench/baseline-naive.ts)
   --target http://h:p,ws://h:p/ws[,grpc://h:p]   use a running server instead
   --server-pid PID        sample this pid's RSS/CPU (with --target)
+  --nsqd-pid PID          sample this nsqd's CPU too (with --target)
+  --server-inspect H:P    connections with --target: the server's inspector (node --inspect=H:P), to force GCs
+  --steps a,b,c           connections: measure memory at these counts (default: 6 even steps up to N, 4 with --quick)
   --set section.key=value extra server config (repeatable)
   --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
   --name NAME             result file name: bench/results/NAME.{json,svg}`;
@@ -65,8 +74,8 @@ scenarios: connections | push | fanout | sustained   (see bench/README.md)
 function defaults(scenario: Scenario, quick: boolean): Options {
   const o: Options = {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
-    driver: 'memory', processes: 0, senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
-    target: null, serverPid: null, sets: [], serverCpuProf: false, name: '',
+    driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
+    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], serverCpuProf: false, name: '',
   };
   switch (scenario) {
     case 'connections':
@@ -94,6 +103,26 @@ function int(flag: string, v: string | undefined, min = 0): number {
   const n = Number(v);
   if (v === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer ≥ ${min}, got ${v}`);
   return n;
+}
+
+function steps(v: string | undefined): number[] {
+  const out = (v ?? '').split(',').map((x) => int('--steps', x.trim(), 1));
+  for (let i = 1; i < out.length; i++) if (out[i]! <= out[i - 1]!) throw new Error('--steps must be ascending');
+  return out;
+}
+
+/**
+ * Memory is measured at `parts` evenly spaced counts up to n (rounded to
+ * 100): a least-squares slope over evenly spaced points leans less on any one
+ * of them than over 1k, 2k, 5k, 10k, ... would.
+ */
+function evenSteps(n: number, parts: number): number[] {
+  const out: number[] = [];
+  for (let i = 1; i <= parts; i++) {
+    const v = i === parts ? n : Math.round((n * i) / parts / 100) * 100;
+    if (v > (out[out.length - 1] ?? 0)) out.push(v);
+  }
+  return out;
 }
 
 function appMix(v: string): AppShare[] {
@@ -130,6 +159,9 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--inflight': o.inflight = int(flag, next(), 1); explicitInflight = true; break;
       case '--shards': o.shards = int(flag, next(), 1); break;
       case '--server-pid': o.serverPid = int(flag, next(), 1); break;
+      case '--nsqd-pid': o.nsqdPid = int(flag, next(), 1); break;
+      case '--server-inspect': o.serverInspect = next() ?? null; break;
+      case '--steps': o.steps = steps(next()); break;
       case '--server-cpu-prof': o.serverCpuProf = true; break;
       case '--path': {
         const p = next() as PushPath;
@@ -172,6 +204,14 @@ export function parseOptions(argv: readonly string[]): Options {
     if (!explicitConns && o.path === 'http') o.senderConns = 64;
   }
   if (o.server === 'naive' && o.path !== 'http' && o.path !== 'http-batch') throw new Error('the naive server has HTTP only');
+  if (o.nsqdPid !== null && o.target === null) throw new Error('--nsqd-pid goes with --target (without it the bench starts and samples its own nsqd)');
+  if (o.serverInspect !== null && o.target === null) throw new Error('--server-inspect goes with --target (a server the bench starts gets an inspector anyway)');
+  if (o.scenario === 'connections') {
+    // --steps sets the connection count (its last step) unless --connections is given too.
+    if (o.steps.length === 0) o.steps = evenSteps(o.connections, o.quick ? 4 : 6);
+    else if (rest.includes('--connections')) o.steps = [...o.steps.filter((n) => n < o.connections), o.connections];
+    else o.connections = o.steps[o.steps.length - 1]!;
+  }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
   return o;
 }

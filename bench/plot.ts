@@ -1,20 +1,30 @@
-// Writes the run's plot as a self-contained SVG: throughput per second on top,
-// latency percentiles (log scale) below, sharing the time axis.
+// Writes the run's plot as a self-contained SVG: two panels sharing the x
+// axis. Load runs: throughput per second on top, latency percentiles (log
+// scale) below, over time; connections: memory against connections.
 
 export interface PlotSeries {
   label: string;
   color: string;
   values: (number | null)[];
+  /** Dashed line (a fitted line beside the measured one). */
+  dashed?: boolean;
+}
+
+export interface PlotPanel {
+  title: string;
+  series: PlotSeries[];
+  log: boolean;
 }
 
 export interface PlotSpec {
   title: string;
   subtitle: string;
-  /** Seconds since the start of the run, one per point. */
-  t: number[];
-  throughput: PlotSeries[];
-  /** Milliseconds. */
-  latency: PlotSeries[];
+  /** One per point: seconds since the start of the run, or connections. */
+  x: number[];
+  xLabel: string;
+  panels: [PlotPanel, PlotPanel];
+  /** A dot on every point (a few measured steps, not a per-second series). */
+  markers?: boolean;
 }
 
 const W = 960;
@@ -29,6 +39,7 @@ function esc(s: string): string {
 }
 
 function fmt(v: number): string {
+  if (v < 0) return `-${fmt(-v)}`;
   if (v >= 1e6) return `${+(v / 1e6).toFixed(2)}M`;
   if (v >= 1e3) return `${+(v / 1e3).toFixed(1)}k`;
   return `${+v.toFixed(v < 1 ? 2 : 1)}`;
@@ -42,11 +53,9 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-interface Panel {
+interface Panel extends PlotPanel {
   y0: number;
-  title: string;
-  series: PlotSeries[];
-  log: boolean;
+  markers: boolean;
 }
 
 function panel(out: string[], p: Panel, tMax: number, t: number[]): void {
@@ -64,8 +73,10 @@ function panel(out: string[], p: Panel, tMax: number, t: number[]): void {
     for (let v = lo; v <= hi * 1.001; v *= 10) ticks.push(v);
   } else {
     const hi = niceMax(Math.max(...all, 0));
-    y = (v: number): number => p.y0 + PANEL_H - (v / hi) * PANEL_H;
-    for (let i = 0; i <= 5; i++) ticks.push((hi * i) / 5);
+    // A step that freed memory plots below zero.
+    const lo = Math.min(...all, 0) < 0 ? -niceMax(-Math.min(...all)) : 0;
+    y = (v: number): number => p.y0 + PANEL_H - ((v - lo) / (hi - lo)) * PANEL_H;
+    for (let i = 0; i <= 5; i++) ticks.push(lo + ((hi - lo) * i) / 5);
   }
   out.push(`<text x="${LEFT}" y="${p.y0 - 10}" font-weight="bold">${esc(p.title)}</text>`);
   out.push(`<rect x="${LEFT}" y="${p.y0}" width="${plotW}" height="${PANEL_H}" fill="none" stroke="#888"/>`);
@@ -89,15 +100,20 @@ function panel(out: string[], p: Panel, tMax: number, t: number[]): void {
       d += `${pen ? 'L' : 'M'}${x(t[k]!).toFixed(1)},${y(v).toFixed(1)}`;
       pen = true;
     });
-    out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"/>`);
+    out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dashed === true ? ' stroke-dasharray="6 4"' : ''}/>`);
+    if (p.markers && s.dashed !== true) {
+      s.values.forEach((v, k) => {
+        if (v !== null && Number.isFinite(v) && !(p.log && v <= 0)) out.push(`<circle cx="${x(t[k]!).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${s.color}"/>`);
+      });
+    }
     const ly = p.y0 + 14 + i * 20;
-    out.push(`<line x1="${W - RIGHT + 12}" x2="${W - RIGHT + 36}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="3"/>`);
+    out.push(`<line x1="${W - RIGHT + 12}" x2="${W - RIGHT + 36}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="3"${s.dashed === true ? ' stroke-dasharray="6 4"' : ''}/>`);
     out.push(`<text x="${W - RIGHT + 42}" y="${ly}" dominant-baseline="middle">${esc(s.label)}</text>`);
   });
 }
 
 export function renderSvg(spec: PlotSpec): string {
-  const tMax = Math.max(...spec.t, 1);
+  const tMax = Math.max(...spec.x, 1);
   const h = TOP + 2 * PANEL_H + GAP + 50;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="sans-serif" font-size="12">`,
@@ -105,9 +121,10 @@ export function renderSvg(spec: PlotSpec): string {
     `<text x="${LEFT}" y="22" font-size="16" font-weight="bold">${esc(spec.title)}</text>`,
     `<text x="${LEFT}" y="40" fill="#555">${esc(spec.subtitle)}</text>`,
   ];
-  panel(out, { y0: TOP + 10, title: 'throughput per second', series: spec.throughput, log: false }, tMax, spec.t);
-  panel(out, { y0: TOP + PANEL_H + GAP, title: 'push-to-delivery latency, ms (log scale)', series: spec.latency, log: true }, tMax, spec.t);
-  out.push(`<text x="${LEFT + (W - LEFT - RIGHT) / 2}" y="${h - 8}" text-anchor="middle">seconds since start</text>`);
+  const markers = spec.markers === true;
+  panel(out, { ...spec.panels[0], y0: TOP + 10, markers }, tMax, spec.x);
+  panel(out, { ...spec.panels[1], y0: TOP + PANEL_H + GAP, markers }, tMax, spec.x);
+  out.push(`<text x="${LEFT + (W - LEFT - RIGHT) / 2}" y="${h - 8}" text-anchor="middle">${esc(spec.xLabel)}</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import type { Interval } from './fleet';
 import type { Percentiles } from './histogram';
 import type { Options } from './options';
-import { renderSvg } from './plot';
+import type { LineFit } from './fit';
+import { renderSvg, type PlotSpec } from './plot';
+import type { Step, StepFits } from './scenarios/connections-table';
 import type { ThreadProfile } from './profile';
 
 export const RESULTS_DIR = join(__dirname, '..', '..', 'bench', 'results');
@@ -55,29 +57,81 @@ export function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
 }
 
+/** connections: memory against connections at each step, with the fitted lines, and what each step added per connection. */
+function memoryPlot(title: string, subtitle: string, steps: Step[], fits: StepFits): PlotSpec {
+  const x = steps.map((st) => st.connections);
+  const MB = 2 ** 20;
+  const mb = (pick: (st: Step) => number | null): (number | null)[] => steps.map((st) => {
+    const v = pick(st);
+    return v === null ? null : v / MB;
+  });
+  const line = (f: LineFit | null): (number | null)[] => x.map((n) => (f === null ? null : (f.slope * n + f.intercept) / MB));
+  const added = (pick: (st: Step) => number | null): (number | null)[] => steps.map((st, i) => {
+    const p = steps[i - 1];
+    const a = p === undefined ? null : pick(p);
+    const b = pick(st);
+    return a === null || b === null ? null : (b - a) / (st.connections - p!.connections);
+  });
+  const gc = fits.rssAfterGc !== null;
+  const rss = (st: Step): number | null => (gc ? st.rssAfterGcBytes : st.rssBytes);
+  return {
+    title, subtitle, x, xLabel: 'connections held', markers: true,
+    panels: [
+      {
+        title: 'memory, MB (dashed: least-squares fit; kernel counts both ends of each connection)', log: false, series: [
+          ...(gc ? [{ label: 'RSS after full GC', color: '#1f77b4', values: mb((st) => st.rssAfterGcBytes) }] : []),
+          { label: gc ? 'RSS as found' : 'server RSS', color: gc ? '#9ecae1' : '#1f77b4', values: mb((st) => st.rssBytes) },
+          { label: 'RSS fit', color: '#1f77b4', values: line(fits.rssAfterGc ?? fits.rssAsFound), dashed: true },
+          ...(gc ? [{ label: 'JS heap used', color: '#9467bd', values: mb((st) => st.jsHeapBytes) }] : []),
+          { label: 'kernel socket slab', color: '#d62728', values: mb((st) => st.kernel.slabBytes) },
+          { label: 'slab fit', color: '#d62728', values: line(fits.kernelSlab), dashed: true },
+          { label: 'TCP buffers', color: '#2ca02c', values: mb((st) => st.kernel.tcpBufBytes) },
+        ],
+      },
+      {
+        title: `bytes per connection added by each step${gc ? ' (RSS after full GC)' : ''}`, log: false, series: [
+          { label: 'server RSS', color: '#1f77b4', values: added(rss) },
+          { label: 'kernel socket slab', color: '#d62728', values: added((st) => st.kernel.slabBytes) },
+        ],
+      },
+    ],
+  };
+}
+
 export function writeResult(r: RunResult, name: string): { json: string; svg: string } {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const base = join(RESULTS_DIR, name);
   writeFileSync(`${base}.json`, JSON.stringify(r, null, 1) + '\n');
   const s = r.series;
   const o = r.options;
-  const head = `${r.scenario}: ${o.server === 'naive' ? 'naive baseline' : `pusher, ${o.driver}`}, path ${o.path}`
-    + `, ${o.connections} conns, group ${o.groupSize}` + (o.rate > 0 ? `, offered ${o.rate}/s` : ', as fast as possible');
+  const head = `${r.scenario}: ${o.server === 'naive' ? 'naive baseline' : `pusher, ${o.driver}`}`
+    + (o.scenario === 'connections' ? `, ${o.connections} idle joined connections`
+      : `, path ${o.path}, ${o.connections} conns, group ${o.groupSize}` + (o.rate > 0 ? `, offered ${o.rate}/s` : ', as fast as possible'));
   const sub = `${r.startedAt} · ${r.machine.cpus} cpu ${r.machine.cpuModel} · node ${r.machine.node} · `
-    + Object.entries(r.summary).filter(([, v]) => typeof v === 'number').slice(0, 4).map(([k, v]) => `${k} ${v}`).join(', ');
-  writeFileSync(`${base}.svg`, renderSvg({
+    + (o.scenario === 'connections'
+      ? `RSS ${r.summary.rssPerConnBytes} B/conn (R² ${r.summary.rssFitR2}), kernel ${r.summary.kernelPerSocketBytes} B/socket`
+      : Object.entries(r.summary).filter(([, v]) => typeof v === 'number').slice(0, 4).map(([k, v]) => `${k} ${v}`).join(', '));
+  const steps = r.summary.steps as Step[] | undefined;
+  writeFileSync(`${base}.svg`, renderSvg(steps !== undefined ? memoryPlot(head, sub, steps, r.summary.fits as StepFits) : {
     title: head,
     subtitle: sub,
-    t: s.map((i) => i.t),
-    throughput: [
-      { label: 'pushes sent/s', color: '#1f77b4', values: s.map((i) => i.sent) },
-      { label: 'frames received/s', color: '#2ca02c', values: s.map((i) => i.delivered) },
-      { label: 'server delivered/s', color: '#ff7f0e', values: s.map((i) => i.serverDelivered) },
-    ],
-    latency: [
-      { label: 'p50', color: '#2ca02c', values: s.map((i) => i.p50) },
-      { label: 'p99', color: '#ff7f0e', values: s.map((i) => i.p99) },
-      { label: 'max', color: '#d62728', values: s.map((i) => i.max) },
+    x: s.map((i) => i.t),
+    xLabel: 'seconds since start',
+    panels: [
+      {
+        title: 'throughput per second', log: false, series: [
+          { label: 'pushes sent/s', color: '#1f77b4', values: s.map((i) => i.sent) },
+          { label: 'frames received/s', color: '#2ca02c', values: s.map((i) => i.delivered) },
+          { label: 'server delivered/s', color: '#ff7f0e', values: s.map((i) => i.serverDelivered) },
+        ],
+      },
+      {
+        title: 'push-to-delivery latency, ms (log scale)', log: true, series: [
+          { label: 'p50', color: '#2ca02c', values: s.map((i) => i.p50) },
+          { label: 'p99', color: '#ff7f0e', values: s.map((i) => i.p99) },
+          { label: 'max', color: '#d62728', values: s.map((i) => i.max) },
+        ],
+      },
     ],
   }));
   return { json: `${base}.json`, svg: `${base}.svg` };

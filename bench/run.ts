@@ -8,7 +8,7 @@ import { Fleet } from './fleet';
 import { parseOptions, USAGE, type Options, type Scenario } from './options';
 import { formatProfiles, summariseDir, type ThreadProfile } from './profile';
 import { machine, RESULTS_DIR, stamp, writeResult, type RunResult } from './results';
-import { externalServer, startNaive, startNsqd, startPusher, type Nsqd, type ServerHandle } from './server-proc';
+import { externalServer, inspectorUrl, startNaive, startNsqd, startPusher, type Nsqd, type ServerHandle } from './server-proc';
 import type { Ctx } from './scenarios/common';
 import { connections } from './scenarios/connections';
 import { push } from './scenarios/push';
@@ -18,9 +18,11 @@ import { sustained } from './scenarios/sustained';
 const SCENARIO: Record<Scenario, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained };
 
 async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
-  if (o.target !== null) return externalServer(o.target, o.serverPid);
-  if (o.server === 'naive') return startNaive(profileDir);
-  return startPusher({ shards: o.shards, sets: o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir });
+  if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect));
+  // connections forces full GCs in the server through its inspector (bench/inspector-gc.ts).
+  const inspect = o.scenario === 'connections';
+  if (o.server === 'naive') return startNaive(profileDir, inspect);
+  return startPusher({ shards: o.shards, sets: o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir, inspect });
 }
 
 async function main(): Promise<void> {
@@ -40,7 +42,7 @@ async function main(): Promise<void> {
   let summary: Record<string, unknown>;
   try {
     server = await startServer(o, nsqd, profileDir);
-    fleet = new Fleet(server, o.scenario);
+    fleet = new Fleet(server, o.scenario, { nsqdPid: nsqd?.pid ?? o.nsqdPid, pollStats: o.scenario !== 'connections' });
     summary = await SCENARIO[o.scenario]({ o, server, fleet });
   } finally {
     await fleet?.close();

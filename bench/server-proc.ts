@@ -34,6 +34,8 @@ export interface ServerHandle {
   command: string[];
   /** Where --server-cpu-prof writes the .cpuprofile files, or null. */
   profileDir: string | null;
+  /** The server's inspector (ws://...) when started with one (the connections scenario forces GCs through it), else null. */
+  inspectUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -86,9 +88,22 @@ async function waitHttp(url: string, child: Child): Promise<void> {
   throw new Error(`${child.name} not ready after ${READY_TIMEOUT_MS} ms:\n${child.output()}`);
 }
 
-function nodeArgs(profileDir: string | null): string[] {
+function nodeArgs(profileDir: string | null, inspect: boolean): string[] {
   // Worker threads inherit --cpu-prof and write one profile each.
-  return profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  return [
+    ...(profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]),
+    // Port 0: the kernel picks; Node prints the address on stderr.
+    ...(inspect ? ['--inspect=127.0.0.1:0'] : []),
+  ];
+}
+
+/** The inspector address Node printed ("Debugger listening on ws://..."), once the server is ready. */
+async function inspectUrl(child: Child, inspect: boolean): Promise<string | null> {
+  if (!inspect) return null;
+  const m = /Debugger listening on (ws:\/\/\S+)/.exec(child.output());
+  if (m !== null) return m[1]!;
+  await child.stop();
+  throw new Error(`${child.name} started with --inspect but printed no inspector address:\n${child.output()}`);
 }
 
 export interface PusherOptions {
@@ -96,6 +111,7 @@ export interface PusherOptions {
   sets: string[];
   nsqdTcp: string | null;
   profileDir: string | null;
+  inspect: boolean;
 }
 
 export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
@@ -107,31 +123,41 @@ export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
     ...(o.nsqdTcp !== null ? ['queue.driver=nsq', `queue.nsqd_tcp=${o.nsqdTcp}`] : []),
     ...o.sets,
   ];
-  const args = [...nodeArgs(o.profileDir), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
+  const args = [...nodeArgs(o.profileDir, o.inspect), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
   const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'server');
   const httpUrl = `http://127.0.0.1:${http}`;
   await waitHttp(`${httpUrl}/stats`, child);
   return {
     kind: 'pusher', pid: child.proc.pid!, httpUrl, wsUrl: `ws://127.0.0.1:${ws}/ws`, grpcAddr: `127.0.0.1:${grpc}`,
-    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir: o.profileDir, stop: () => child.stop(),
+    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir: o.profileDir, inspectUrl: await inspectUrl(child, o.inspect),
+    stop: () => child.stop(),
   };
 }
 
-export async function startNaive(profileDir: string | null): Promise<ServerHandle> {
+export async function startNaive(profileDir: string | null, inspect: boolean): Promise<ServerHandle> {
   const port = await freePort();
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
-  const args = [...nodeArgs(profileDir), join(ROOT, 'dist', 'bench', 'baseline-naive.js'), '--port', String(port)];
+  const args = [...nodeArgs(profileDir, inspect), join(ROOT, 'dist', 'bench', 'baseline-naive.js'), '--port', String(port)];
   const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'naive');
   const httpUrl = `http://127.0.0.1:${port}`;
   await waitHttp(`${httpUrl}/stats`, child);
   return {
     kind: 'naive', pid: child.proc.pid!, httpUrl, wsUrl: `ws://127.0.0.1:${port}/ws`, grpcAddr: '',
-    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir, stop: () => child.stop(),
+    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir, inspectUrl: await inspectUrl(child, inspect), stop: () => child.stop(),
   };
 }
 
+/** The main thread's debugger address of a Node process listening for an inspector at `hostPort`. */
+export async function inspectorUrl(hostPort: string): Promise<string> {
+  const res = await fetch(`http://${hostPort}/json/list`, { signal: AbortSignal.timeout(5000) });
+  const targets = (await res.json()) as { webSocketDebuggerUrl?: string }[];
+  const url = targets[0]?.webSocketDebuggerUrl;
+  if (url === undefined) throw new Error(`no inspector target at ${hostPort}`);
+  return url;
+}
+
 /** `--target http://host:port,ws://host:port/ws[,grpc://host:port]`: a server someone else runs. */
-export function externalServer(target: string, pid: number | null): ServerHandle {
+export function externalServer(target: string, pid: number | null, inspectUrl: string | null): ServerHandle {
   const parts = target.split(',').map((s) => s.trim());
   const pick = (scheme: string): string => parts.find((p) => p.startsWith(scheme)) ?? '';
   const httpUrl = pick('http://');
@@ -139,12 +165,13 @@ export function externalServer(target: string, pid: number | null): ServerHandle
   if (httpUrl === '' || wsUrl === '') throw new Error('--target needs http://host:port,ws://host:port/ws[,grpc://host:port]');
   return {
     kind: 'external', pid, httpUrl: httpUrl.replace(/\/$/, ''), wsUrl, grpcAddr: pick('grpc://').replace('grpc://', ''),
-    command: [], profileDir: null, stop: async () => undefined,
+    command: [], profileDir: null, inspectUrl, stop: async () => undefined,
   };
 }
 
 export interface Nsqd {
   tcp: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -163,6 +190,7 @@ export async function startNsqd(): Promise<Nsqd> {
   await waitHttp(`http://127.0.0.1:${http}/ping`, child);
   return {
     tcp: `127.0.0.1:${tcp}`,
+    pid: child.proc.pid!,
     async stop() {
       await child.stop();
       rmSync(dataDir, { recursive: true, force: true });

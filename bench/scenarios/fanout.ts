@@ -4,7 +4,7 @@
 // last frame (received by the holders, and written as the server counts them);
 // the holders' receive rate bounds the first on this machine.
 
-import { connect, load, type Ctx } from './common';
+import { connect, costHeadline, load, type Ctx } from './common';
 
 export async function fanout(ctx: Ctx): Promise<Record<string, unknown>> {
   const c = await connect(ctx);
@@ -12,6 +12,6 @@ export async function fanout(ctx: Ctx): Promise<Record<string, unknown>> {
   const lat = ctx.fleet.hist.percentiles();
   return {
     framesPerS: l.overallDeliveredPerS, serverFramesPerS: l.overallServerDeliveredPerS, pushesPerS: l.sentPerS, p50Ms: lat.p50, p99Ms: lat.p99,
-    maxMs: lat.max, lost: l.lost, groups: Math.ceil(ctx.o.connections / ctx.o.groupSize), load: l, connect: c,
+    maxMs: lat.max, lost: l.lost, ...costHeadline(l.cost), groups: Math.ceil(ctx.o.connections / ctx.o.groupSize), load: l, connect: c,
   };
 }
