@@ -28,6 +28,8 @@ export interface Interval {
   serverRssMb: number | null;
   /** % of one core. */
   serverCpu: number | null;
+  /** % of one core, for --driver nsq with the bench's own nsqd. */
+  nsqdCpu: number | null;
   generatorCpu: number | null;
 }
 
@@ -87,11 +89,13 @@ export class Fleet {
   private readonly t0 = performance.now();
   private readonly timer: NodeJS.Timeout;
   private serverLast: ProcSample | null;
+  private nsqdLast: ProcSample | null;
   private statsLast: ServerCounters | null = null;
   private statsNow: ServerCounters | null = null;
 
-  constructor(private readonly server: ServerHandle, private readonly label: string) {
+  constructor(private readonly server: ServerHandle, private readonly label: string, private readonly nsqdPid: number | null = null) {
     this.serverLast = server.pid === null ? null : sampleProc(server.pid);
+    this.nsqdLast = nsqdPid === null ? null : sampleProc(nsqdPid);
     this.timer = setInterval(() => this.onSecond(), 1000);
     void this.pollStats();
   }
@@ -231,6 +235,12 @@ export class Fleet {
       }
       this.serverLast = s;
     }
+    let nsqdCpu: number | null = null;
+    if (this.nsqdPid !== null) {
+      const s = sampleProc(this.nsqdPid);
+      if (s !== null && this.nsqdLast !== null) nsqdCpu = Math.round(cpuPercent(this.nsqdLast, s));
+      this.nsqdLast = s;
+    }
     let generatorCpu = 0;
     for (const k of [...this.holders, ...this.senders]) {
       if (k.proc.pid === undefined) continue;
@@ -248,7 +258,7 @@ export class Fleet {
       p50: h.count === 0 ? null : ms(h.quantile(0.5)),
       p99: h.count === 0 ? null : ms(h.quantile(0.99)),
       max: h.count === 0 ? null : ms(h.max),
-      conns: this.conns, serverRssMb, serverCpu, generatorCpu: Math.round(generatorCpu),
+      conns: this.conns, serverRssMb, serverCpu, nsqdCpu, generatorCpu: Math.round(generatorCpu),
     };
     this.series.push(iv);
     if (this.phase === 'run' || this.phase === 'drain') this.hist.add(h);
@@ -258,6 +268,6 @@ export class Fleet {
     process.stderr.write(`[${this.label} ${iv.phase} ${t.toFixed(0)}s] sent ${k(iv.sent)}/s acked ${k(iv.acked)}/s delivered ${k(iv.delivered)}/s`
       + (serverDelivered !== null ? ` (server ${k(serverDelivered)}/s)` : '')
       + ` p50 ${iv.p50 ?? '-'}ms p99 ${iv.p99 ?? '-'}ms max ${iv.max ?? '-'}ms conns ${iv.conns}`
-      + (serverCpu !== null ? ` srv cpu ${serverCpu}% rss ${serverRssMb}MB` : '') + ` gen cpu ${iv.generatorCpu}%\n`);
+      + (serverCpu !== null ? ` srv cpu ${serverCpu}% rss ${serverRssMb}MB` : '') + (nsqdCpu !== null ? ` nsqd cpu ${nsqdCpu}%` : '') + ` gen cpu ${iv.generatorCpu}%\n`);
   }
 }

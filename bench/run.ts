@@ -34,13 +34,13 @@ async function main(): Promise<void> {
   const started = new Date();
   const name = o.name !== '' ? o.name : `${o.scenario}-${stamp(started)}`;
   const profileDir = o.serverCpuProf && o.target === null ? join(RESULTS_DIR, `profile-${name}`) : null;
-  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd() : null;
+  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd(o.nsqdArgs) : null;
   let server: ServerHandle | null = null;
   let fleet: Fleet | null = null;
   let summary: Record<string, unknown>;
   try {
     server = await startServer(o, nsqd, profileDir);
-    fleet = new Fleet(server, o.scenario);
+    fleet = new Fleet(server, o.scenario, nsqd?.pid ?? null);
     summary = await SCENARIO[o.scenario]({ o, server, fleet });
   } finally {
     await fleet?.close();

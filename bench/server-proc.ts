@@ -145,11 +145,12 @@ export function externalServer(target: string, pid: number | null): ServerHandle
 
 export interface Nsqd {
   tcp: string;
+  pid: number | null;
   stop(): Promise<void>;
 }
 
 /** nsqd on free ports with a temporary data dir (scripts/nsqd.sh builds v1.3.0 on first use). */
-export async function startNsqd(): Promise<Nsqd> {
+export async function startNsqd(extraArgs: readonly string[] = []): Promise<Nsqd> {
   const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const [tcp, http] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-nsqd-'));
@@ -158,11 +159,12 @@ export async function startNsqd(): Promise<Nsqd> {
     // spills the rest to disk, from where it delivers them interleaved with newer
     // ones: a backlog of a few seconds then showed a p99 of 3.3 s instead of
     // 0.5 s. The memory driver's default capacity, as a production nsqd should run.
-    '--mem-queue-size=100000'];
+    '--mem-queue-size=100000', ...extraArgs];
   const child = new Child(spawn(join(bin, 'nsqd'), args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'nsqd');
   await waitHttp(`http://127.0.0.1:${http}/ping`, child);
   return {
     tcp: `127.0.0.1:${tcp}`,
+    pid: child.proc.pid ?? null,
     async stop() {
       await child.stop();
       rmSync(dataDir, { recursive: true, force: true });
