@@ -19,6 +19,8 @@ export interface Config {
     readonly maxPayload: number;
     readonly idleTimeout: number;
     readonly maxBackpressure: number;
+    /** Seconds a shutdown spends delivering what was accepted before closing connections. */
+    readonly drainTimeout: number;
   };
   readonly gateway: { readonly port: number; readonly maxBody: number };
   readonly grpc: { readonly host: string; readonly port: number; readonly enabled: boolean };
@@ -31,6 +33,10 @@ export interface Config {
     readonly channel: string;
     readonly maxInFlight: number;
     readonly capacity: number;
+    /** NSQ: seconds at most between start-up and consuming (see Server.consumeAfterWarmUp). */
+    readonly warmup: number;
+    /** NSQ: IDENTIFY output_buffer_timeout in ms; -1 = unbuffered. */
+    readonly outputBufferTimeout: number;
   };
   readonly processor: { readonly threads: number; readonly batchSize: number };
   readonly push: { readonly maxContent: number; readonly maxRecipients: number; readonly maxIdLength: number };
@@ -42,12 +48,12 @@ type Raw = Record<string, Record<string, string>>;
 
 /** Every key the server knows, with its default as written in config.ini. */
 const DEFAULTS: Raw = {
-  server: { host: '0.0.0.0', ws_port: '8080', shards: '0', max_payload: '16384', idle_timeout: '120', max_backpressure: '262144' },
+  server: { host: '0.0.0.0', ws_port: '8080', shards: '0', max_payload: '16384', idle_timeout: '120', max_backpressure: '262144', drain_timeout: '10' },
   gateway: { port: '8081', max_body: '1048576' },
   grpc: { addr: '0.0.0.0:9002' },
   queue: {
     driver: 'memory', nsqd_tcp: '127.0.0.1:4150', lookupd_http: '', topic: 'pusher', channel: '',
-    max_in_flight: '2500', capacity: '100000',
+    max_in_flight: '2500', capacity: '100000', warmup: '5', output_buffer_timeout: '1',
   },
   processor: { threads: '0', batch_size: '1000' },
   push: { max_content: '65536', max_recipients: '1000', max_id_length: '256' },
@@ -181,6 +187,7 @@ export function loadConfig(args: CliArgs, cpus: number): Config {
       maxPayload: c.int('server', 'max_payload', 256, 16 * 1024 * 1024),
       idleTimeout: c.int('server', 'idle_timeout', 0, 960),
       maxBackpressure: c.int('server', 'max_backpressure', 1024, 1 << 30),
+      drainTimeout: c.int('server', 'drain_timeout', 0, 3600),
     },
     gateway: { port: c.int('gateway', 'port', 0, 65535), maxBody: c.int('gateway', 'max_body', 1024, 64 * 1024 * 1024) },
     grpc: { host: grpc.host, port: grpc.port, enabled: grpc.host !== '' },
@@ -192,6 +199,8 @@ export function loadConfig(args: CliArgs, cpus: number): Config {
       channel: channel !== '' ? channel : defaultChannel(hostname(), wsPort),
       maxInFlight: c.int('queue', 'max_in_flight', 1, 1_000_000),
       capacity: c.int('queue', 'capacity', 1, 100_000_000),
+      warmup: c.int('queue', 'warmup', 0, 600),
+      outputBufferTimeout: c.int('queue', 'output_buffer_timeout', -1, 30_000),
     },
     processor: { threads: threads === 0 ? Math.max(1, Math.min(4, cpus)) : threads, batchSize: c.int('processor', 'batch_size', 1, 100_000) },
     push: {

@@ -73,8 +73,8 @@ const ROUTES: Record<string, string> = {
 export interface GatewayHooks {
   /** Extra operational numbers for GET /stats. */
   stats(): Promise<unknown>;
-  /** Debug hook (config debug.crash_route): crash shard N. */
-  crash(shard: number): boolean;
+  /** Debug hook (config debug.crash_route): crash shard N, or processor thread N. */
+  crash(kind: 'shard' | 'processor', n: number): boolean;
 }
 
 export class Gateway {
@@ -112,8 +112,9 @@ export class Gateway {
     if (config.debug.crashRoute) {
       routes['/debug/crash'] = 'POST';
       app.post('/debug/crash', (res, req) => {
-        const shard = Number(req.getQuery('shard'));
-        this.respond(open(res, req), async () => JSON.stringify({ crashed: this.hooks.crash(shard) }));
+        const processor = req.getQuery('processor');
+        const crashed = processor !== undefined && processor !== '' ? this.hooks.crash('processor', Number(processor)) : this.hooks.crash('shard', Number(req.getQuery('shard')));
+        this.respond(open(res, req), async () => JSON.stringify({ crashed }));
       });
     }
     app.any('/*', (res, req) => {

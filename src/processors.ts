@@ -1,12 +1,18 @@
-// The Piscina pool of processor threads, and the consumer loop that feeds it:
-// queue batches in, settle (FIN / REQ) out. Processors send their frames to the
-// shards directly; only the task result comes back here.
+// The Piscina pool of processor threads, main-thread side. Processors send
+// their frames to the shards directly; what comes back here is a task's end
+// (embedded queue) or a consumer's numbers (NSQ).
+//
+// Embedded queue: the main thread consumes it and runs its batches here as
+// Piscina tasks, numbered in dispatch order (SeqState). NSQ: each processor
+// thread runs its own Reader, started by consume() and stopped by stop().
 
 import { join } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from './config';
 import type { Logger } from './shared/log';
-import type { ProcessorHello, ProcessorInit, ProcessResult, ProcessTask } from './shared/frames';
+import type { SeqState } from './shared/seq-state';
+import type { ConsumeOptions, ConsumerStats, MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from './shared/frames';
 import type { ConsumedBatch } from './queue/queue';
 import type { Supervisor } from './supervisor';
 
@@ -15,39 +21,65 @@ function backoff(attempts: number): number {
   return Math.min(100 * 2 ** attempts, 30_000);
 }
 
-export interface ProcessorCounters {
+/** How long a processor task waits for a restarting shard before its batch is retried. */
+const SHARD_WAIT_MS = 10_000;
+const STATS_TIMEOUT_MS = 1_000;
+
+export interface ProcessorStats {
   batches: number;
   messages: number;
   routed: number;
   /** Bodies that were not a PushRequest: finished, never retried. */
   undecodable: number;
-  /** Batches whose task failed and were requeued. */
+  /** Messages whose batch failed and went back to the queue. */
   requeued: number;
+  /** NSQ: messages the processors hold and have not finished. */
+  inFlight: number;
+  /** NSQ: every processor's Reader has an nsqd connection. */
+  connected: boolean;
+}
+
+interface Thread {
+  readonly control: MessagePort;
+  readonly slot: number;
 }
 
 export class Processors {
-  readonly counters: ProcessorCounters = { batches: 0, messages: 0, routed: 0, undecodable: 0, requeued: 0 };
+  /** Embedded queue: counted here; routed and undecodable are counted in the threads in both modes. */
+  private readonly counters = { batches: 0, messages: 0, routed: 0, undecodable: 0, requeued: 0 };
   private readonly pool: Piscina;
   private readonly threads: number;
   private readonly batchSize: number;
   /**
-   * Tasks in flight at most: two per thread, so each thread has its next task
-   * queued while the shards deliver its last one (a task ends when the shards
-   * acknowledged delivery). Everything else waits here and is merged into the
-   * next task, so batches grow with load: the fixed cost of a task (~55 µs of
-   * main-thread time with Piscina, measured) is paid per batch, not per push,
-   * and a backlog stays in the queue (bounded, or in nsqd), not in port queues.
+   * Embedded queue: tasks in flight at most, two per thread, so each thread
+   * has its next task queued while the shards deliver its last one (a task
+   * ends when the shards acknowledged delivery). Everything else waits here
+   * and is merged into the next task, so batches grow with load: the fixed
+   * cost of a task (~55 µs of main-thread time with Piscina, measured) is paid
+   * per batch, not per push, and a backlog stays in the queue, not in ports.
    */
   private readonly maxTasks: number;
   private readonly waiting: ConsumedBatch[] = [];
-  private running = 0;
-  private idle: (() => void)[] = [];
+  /** Sequence numbers of the tasks running now. */
+  private readonly running = new Set<number>();
+  private readonly live = new Set<Thread>();
+  private readonly freeSlots: number[];
+  private consuming: ConsumeOptions | null = null;
+  private closing = false;
+  private nextQuery = 1;
+  private readonly statsReplies = new Map<number, (stats: ConsumerStats) => void>();
+  private readonly stopReplies = new Map<Thread, (unsettled: number) => void>();
 
-  constructor(config: Config, private readonly supervisor: Supervisor, private readonly log: Logger) {
+  constructor(config: Config, private readonly supervisor: Supervisor, private readonly seqs: SeqState, private readonly log: Logger) {
     this.threads = config.processor.threads;
     this.batchSize = config.processor.batchSize;
     this.maxTasks = this.threads * 2;
-    const init: ProcessorInit = { shards: config.server.shards, logLevel: config.log.level };
+    // Two slots per thread: a thread that dies may be replaced before its slot is freed.
+    const slots = this.threads * 2;
+    this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+    const init: ProcessorInit = {
+      shards: config.server.shards, logLevel: config.log.level, seqBuffer: seqs.buffer, batchSize: this.batchSize, shardWaitMs: SHARD_WAIT_MS,
+    };
     this.pool = new Piscina({
       filename: join(__dirname, '..', 'workers', 'processor.js'),
       minThreads: this.threads,
@@ -59,7 +91,7 @@ export class Processors {
       workerData: init,
     });
     this.pool.on('message', (msg: ProcessorHello) => {
-      if (msg !== null && typeof msg === 'object' && msg.t === 'processor-hello') supervisor.addProcessor(msg.control);
+      if (msg !== null && typeof msg === 'object' && msg.t === 'processor-hello') this.hello(msg.control);
     });
     this.pool.on('error', (err: Error) => this.log.error('processor thread failed', { error: err.message }));
   }
@@ -68,10 +100,63 @@ export class Processors {
     return this.threads;
   }
 
+  /** A processor thread started (at start-up, or replacing one that died). */
+  private hello(control: MessagePort): void {
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      this.log.error('no free processor slot', { code: 'PUSH_ERR_INTERNAL' });
+      return;
+    }
+    const thread: Thread = { control, slot };
+    this.live.add(thread);
+    this.send(thread, { t: 'slot', slot });
+    control.on('message', (msg: ProcessorToMain) => {
+      if (msg.t === 'stats') this.statsReplies.get(msg.id)?.(msg.stats);
+      else this.stopReplies.get(thread)?.(msg.unsettled);
+    });
+    control.on('close', () => this.gone(thread));
+    this.supervisor.addProcessor(control, slot);
+    if (this.consuming !== null) this.send(thread, { t: 'consume', options: this.consuming });
+  }
+
+  /**
+   * A processor thread ended: no shard may wait for a number it handled (a
+   * restarted shard hears of recent numbers again only from their handler).
+   */
+  private gone(thread: Thread): void {
+    if (!this.live.delete(thread)) return;
+    this.supervisor.removeProcessor(thread.control);
+    const seqs = this.seqs.release(thread.slot);
+    if (seqs.length > 0) this.supervisor.gap(seqs);
+    this.freeSlots.push(thread.slot);
+    if (!this.closing) this.log.warn('processor thread exited; Piscina starts another', { slot: thread.slot, tasksReleased: seqs.length });
+  }
+
+  /** Debug hook: makes the n-th processor thread throw an uncaught exception. */
+  crash(n: number): boolean {
+    const thread = [...this.live][n];
+    if (thread === undefined) return false;
+    this.send(thread, { t: 'crash' });
+    return true;
+  }
+
+  private send(thread: Thread, msg: MainToProcessor): void {
+    thread.control.postMessage(msg);
+  }
+
+  /** Where a (re)started shard starts delivering in order: the oldest task not finished. */
+  firstSeq(): number {
+    let min = this.seqs.peek();
+    for (const seq of this.running) if (seq < min) min = seq;
+    return min;
+  }
+
+  // ---- embedded queue ---------------------------------------------------
+
   /** Queue consumer. */
   readonly onBatch = (batch: ConsumedBatch): void => {
     this.waiting.push(batch);
-    if (this.running < this.maxTasks) this.runNext();
+    if (this.running.size < this.maxTasks) this.runNext();
   };
 
   /** Packs waiting batches (up to processor.batch_size messages) into one transferred buffer and runs it. */
@@ -100,46 +185,100 @@ export class Processors {
         off += body.byteLength;
       }
     }
-    const task: ProcessTask = { seq: this.supervisor.nextSeq(), buf: bytes.buffer, ends };
-    this.running++;
+    const seq = this.seqs.take();
+    const task: ProcessTask = { seq, buf: bytes.buffer, ends };
+    this.running.add(seq);
     this.pool.run(task, { transferList: [bytes.buffer] }).then(
-      (result: ProcessResult) => {
+      () => {
         const c = this.counters;
         c.batches++;
         c.messages += messages;
-        c.routed += result.routed;
-        c.undecodable += result.bad.length;
         // Undecodable bodies are finished with the rest: a retry can't fix them.
-        for (const b of batches) b.settle([], 0);
-        this.taskDone();
+        for (const b of batches) b.settle(false, 0);
+        this.taskDone(seq);
       },
       (err: Error) => {
-        this.counters.requeued++;
+        // Shutdown gave up on it: the server already counted what it held.
+        if (this.closing) return;
+        // The shards hear that this number will not come (its frames may
+        // have been sent in part: the retry can deliver some twice).
+        this.supervisor.gap([seq]);
+        this.counters.requeued += messages;
         this.log.warn('processing failed; batch requeued', { error: err.message, messages });
-        for (const b of batches) b.settle(b.bodies.map((_, j) => j), backoff(Math.max(...b.attempts)));
-        this.taskDone();
+        for (const b of batches) b.settle(true, backoff(Math.max(...b.attempts)));
+        this.taskDone(seq);
       },
     );
   }
 
-  private taskDone(): void {
-    this.running--;
+  private taskDone(seq: number): void {
+    this.running.delete(seq);
     if (this.waiting.length > 0) this.runNext();
-    else if (this.running === 0) for (const resolve of this.idle.splice(0)) resolve();
   }
 
-  /** Waits (bounded) until every batch handed to the processors was settled. */
-  async drain(timeoutMs: number): Promise<void> {
-    if (this.running === 0 && this.waiting.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.idle.push(resolve);
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    clearTimeout(timer);
+  // ---- NSQ ----------------------------------------------------------------
+
+  /** Every processor thread (and any that replaces one) consumes the channel from now on. */
+  consume(options: Omit<ConsumeOptions, 'maxInFlight'>, maxInFlight: number): void {
+    this.consuming = { ...options, maxInFlight: Math.max(1, Math.ceil(maxInFlight / this.threads)) };
+    for (const thread of this.live) this.send(thread, { t: 'consume', options: this.consuming });
+  }
+
+  /**
+   * Stops every Reader and waits until the batches the processors hold were
+   * delivered and finished, or `deadline` (epoch ms). Resolves with the number
+   * of messages left unfinished (nsqd delivers them again).
+   */
+  async stopConsuming(deadline: number): Promise<number> {
+    if (this.consuming === null) return 0;
+    this.consuming = null;
+    const answers = [...this.live].map((thread) => new Promise<number>((resolve) => {
+      const done = (n: number): void => {
+        clearTimeout(timer);
+        this.stopReplies.delete(thread);
+        resolve(n);
+      };
+      // A thread that does not answer holds nothing we could still finish.
+      const timer = setTimeout(done, Math.max(0, deadline - Date.now()) + STATS_TIMEOUT_MS, 0);
+      this.stopReplies.set(thread, done);
+      this.send(thread, { t: 'stop', deadline });
+    }));
+    return (await Promise.all(answers)).reduce((a, b) => a + b, 0);
+  }
+
+  /** Counters of every thread (NSQ) plus the main thread's (embedded queue). */
+  async stats(): Promise<ProcessorStats> {
+    const answers = await Promise.all([...this.live].map((thread) => new Promise<ConsumerStats | null>((resolve) => {
+      const id = this.nextQuery++;
+      const done = (stats: ConsumerStats | null): void => {
+        clearTimeout(timer);
+        this.statsReplies.delete(id);
+        resolve(stats);
+      };
+      const timer = setTimeout(done, STATS_TIMEOUT_MS, null);
+      this.statsReplies.set(id, done);
+      this.send(thread, { t: 'stats', id });
+    })));
+    const c = this.counters;
+    const out: ProcessorStats = { ...c, inFlight: 0, connected: answers.length > 0 };
+    for (const a of answers) {
+      if (a === null) {
+        out.connected = false;
+        continue;
+      }
+      out.batches += a.batches;
+      out.messages += a.messages;
+      out.requeued += a.requeued;
+      out.inFlight += a.inFlight;
+      out.routed += a.routed;
+      out.undecodable += a.undecodable;
+      out.connected &&= a.connected;
+    }
+    return out;
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.pool.destroy();
   }
 }

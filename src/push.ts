@@ -117,13 +117,13 @@ export class PushService {
   }
 
   /** Member count of a group across shards, from its owner; -1 when it does not exist. */
-  async group(cardId: string): Promise<number> {
-    return (await this.supervisor.query(ownerOf(cardId, this.supervisor.shardCount), { q: 'group', card: cardId })) as number;
+  group(cardId: string): Promise<number> {
+    return this.supervisor.query<'group'>(ownerOf(cardId, this.supervisor.shardCount), { q: 'group', card: cardId });
   }
 
   async isOnline(cardId: string): Promise<'yes' | 'no'> {
-    const online = await this.supervisor.query(ownerOf(cardId, this.supervisor.shardCount), { q: 'online', card: cardId });
-    return online === true ? 'yes' : 'no';
+    const online = await this.supervisor.query<'online'>(ownerOf(cardId, this.supervisor.shardCount), { q: 'online', card: cardId });
+    return online ? 'yes' : 'no';
   }
 
   close(): void {

@@ -1,38 +1,45 @@
 // Puts the parts together and owns their lifecycle: start in dependency order,
-// close in the fixed order DESIGN.md gives (stop accepting -> stop consuming ->
-// drain -> close sockets with 1001 -> close listen sockets -> done).
+// close in a fixed order: refuse new pushes -> stop accepting -> deliver what
+// was accepted (bounded by server.drain_timeout) -> close sockets with 1001 ->
+// close listen sockets -> done.
 
 import type { Config } from './config';
 import type { Logger } from './shared/log';
 import { StartupError } from './errors';
 import { assertPortFree } from './ports';
+import { SeqState } from './shared/seq-state';
+import { once } from './shared/lifecycle';
 import { Supervisor } from './supervisor';
 import { Processors } from './processors';
 import { PushService } from './push';
 import { Gateway } from './gateway';
 import { GrpcServer } from './grpc';
 import { createQueue } from './queue/create';
-import type { Queue } from './queue/queue';
+import { MemoryQueue } from './queue/memory';
+import type { NsqQueue } from './queue/nsq';
 
-const DRAIN_TIMEOUT_MS = 5_000;
+/** NSQ warm-up: consuming starts once the connection count has not moved for this long. */
+const SETTLE_MS = 1_000;
+const WARMUP_POLL_MS = 250;
 
 export class Server {
   readonly supervisor: Supervisor;
-  readonly queue: Queue;
+  readonly queue: MemoryQueue | NsqQueue;
   readonly processors: Processors;
   readonly push: PushService;
   readonly gateway: Gateway;
   readonly grpc: GrpcServer | null;
-  private closing: Promise<void> | null = null;
+  private closing = false;
 
   constructor(readonly config: Config, private readonly log: Logger) {
-    this.supervisor = new Supervisor(config, log);
+    const seqs = new SeqState(SeqState.create());
+    this.supervisor = new Supervisor(config, log, () => this.processors.firstSeq());
     this.queue = createQueue(config, log);
-    this.processors = new Processors(config, this.supervisor, log);
+    this.processors = new Processors(config, this.supervisor, seqs, log);
     this.push = new PushService(config, this.queue, this.supervisor, this.processors.size);
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
-      crash: (shard) => this.supervisor.crash(shard),
+      crash: (kind, n) => (kind === 'shard' ? this.supervisor.crash(n) : this.processors.crash(n)),
     }, log);
     this.grpc = config.grpc.enabled ? new GrpcServer(config, this.push, log) : null;
   }
@@ -50,34 +57,77 @@ export class Server {
     }
     // Outside the try: its StartupError already says whether the port was in use.
     if (this.grpc !== null) await this.grpc.start();
-    await this.queue.start(this.processors.onBatch);
+    await this.queue.start();
+    if (this.queue instanceof MemoryQueue) this.queue.consume(this.processors.onBatch);
+    else void this.consumeAfterWarmUp();
+  }
+
+  /**
+   * NSQ: a restarted node would otherwise consume its backlog before its
+   * clients are back, and drop those pushes as undelivered. Consuming starts
+   * once the connection count has settled (SETTLE_MS without change, with
+   * clients), or after queue.warmup seconds at most.
+   */
+  private async consumeAfterWarmUp(): Promise<void> {
+    const q = this.config.queue;
+    const started = Date.now();
+    const end = started + q.warmup * 1000;
+    let clients = -1;
+    let since = started;
+    while (Date.now() < end && !this.closing) {
+      await new Promise((resolve) => setTimeout(resolve, WARMUP_POLL_MS));
+      const now = (await this.supervisor.stats()).reduce((n, s) => n + s.clients, 0);
+      if (now !== clients) {
+        clients = now;
+        since = Date.now();
+      } else if (clients > 0 && Date.now() - since >= SETTLE_MS) break;
+    }
+    if (this.closing) return;
+    this.log.info('consuming from nsqd', { topic: q.topic, channel: q.channel, warmupMs: Date.now() - started, clients: Math.max(clients, 0) });
+    const { topic, channel, nsqdTcp, lookupdHttp, outputBufferTimeout } = q;
+    this.processors.consume({ topic, channel, nsqdTcp, lookupdHttp, outputBufferTimeout }, q.maxInFlight);
   }
 
   async stats(): Promise<unknown> {
+    const [shards, processors] = await Promise.all([this.supervisor.stats(), this.processors.stats()]);
+    const queue = this.queue.stats();
     return {
-      shards: await this.supervisor.stats(),
+      shards,
       restarts: this.supervisor.restarts(),
-      queue: this.queue.stats(),
-      processors: this.processors.counters,
+      queue: queue.driver === 'nsq' ? { ...queue, inFlight: processors.inFlight, connected: queue.connected && processors.connected } : queue,
+      processors,
     };
   }
 
   /** Graceful shutdown; safe to call twice (the second call waits for the first). */
-  close(): Promise<void> {
-    if (this.closing === null) this.closing = this.doClose();
-    return this.closing;
-  }
-
-  private async doClose(): Promise<void> {
-    this.gateway.stopListening();
-    if (this.grpc !== null) await this.grpc.close();
+  readonly close = once(async () => {
+    this.closing = true;
     this.push.close();
-    this.queue.pause();
-    await this.processors.drain(DRAIN_TIMEOUT_MS);
+    this.gateway.stopListening();
+    const grpcClosed = this.grpc?.close();
+    await this.drain(Date.now() + this.config.server.drainTimeout * 1000);
+    await grpcClosed;
     await this.supervisor.close();
     await this.queue.close();
     this.gateway.close();
     await this.processors.close();
     this.log.info('stopped');
+  });
+
+  /** Delivers what was accepted to the connected clients, until `deadline`; says in one line what could not be. */
+  private async drain(deadline: number): Promise<void> {
+    const started = Date.now();
+    if (this.queue instanceof MemoryQueue) {
+      await this.queue.drained(deadline - started);
+      const { depth, inFlight } = this.queue.stats();
+      if (depth + inFlight > 0) {
+        this.log.warn('accepted pushes not delivered before shutdown', {
+          code: 'PUSH_ERR_SHUTDOWN_UNDELIVERED', undelivered: depth + inFlight, drainTimeoutS: this.config.server.drainTimeout,
+        });
+      } else this.log.info('delivered every accepted push', { ms: Date.now() - started });
+      return;
+    }
+    const unfinished = await this.processors.stopConsuming(deadline);
+    this.log.info('stopped consuming; the rest stays in nsqd', { unfinished, ms: Date.now() - started });
   }
 }

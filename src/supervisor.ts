@@ -6,7 +6,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Config } from './config';
 import type { Logger } from './shared/log';
-import type { MainToProcessor, MainToShard, ShardInit, ShardQuery, ShardStats, ShardToMain } from './shared/frames';
+import type { MainToProcessor, MainToShard, ShardAnswer, ShardInit, ShardQuery, ShardQueryKind, ShardStats, ShardToMain } from './shared/frames';
 import { PushError } from './errors';
 
 const QUERY_TIMEOUT_MS = 5_000;
@@ -22,22 +22,22 @@ interface Slot {
 }
 
 interface Pending {
-  resolve(value: ShardStats | boolean | number): void;
+  resolve(value: ShardAnswer<ShardQueryKind>): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
 }
 
 export class Supervisor {
   private readonly slots: Slot[];
-  private readonly processors = new Set<MessagePort>();
+  /** Processor threads' control ports, with their slots. */
+  private readonly processors = new Map<MessagePort, number>();
   private readonly pending = new Map<number, Pending>();
   private nextQuery = 1;
-  /** Sequence number of the next processor task (see workers/shard/sequencer.ts). */
-  private seq = 0;
   private stopping = false;
   private readonly entry = join(__dirname, '..', 'workers', 'shard.js');
 
-  constructor(private readonly config: Config, private readonly log: Logger) {
+  /** `firstSeq()`: where a shard started now begins delivering in order (the oldest task not finished). */
+  constructor(private readonly config: Config, private readonly log: Logger, private readonly firstSeq: () => number) {
     this.slots = Array.from({ length: config.server.shards }, () => ({ worker: null, ready: false, gen: 0, restarts: 0 }));
   }
 
@@ -52,10 +52,12 @@ export class Supervisor {
 
   private spawn(index: number): Promise<void> {
     const s = this.config.server;
+    const firstSeq = this.firstSeq();
+    const peers = this.slots.flatMap((other, j) => (j !== index && other.worker !== null ? [j] : []));
     const init: ShardInit = {
       index, shards: this.slots.length, host: s.host, wsPort: s.wsPort, maxPayload: s.maxPayload,
       idleTimeout: s.idleTimeout, maxBackpressure: s.maxBackpressure, maxIdLength: this.config.push.maxIdLength,
-      logLevel: this.config.log.level, firstSeq: this.seq,
+      logLevel: this.config.log.level, firstSeq, processors: [...this.processors.values()], peers,
     };
     const slot = this.slots[index]!;
     const gen = ++slot.gen;
@@ -65,14 +67,12 @@ export class Supervisor {
 
     // Mesh: a port to every other live shard, and to every processor. Sent
     // before the shard's first turn, so it never routes without them.
-    for (let j = 0; j < this.slots.length; j++) {
-      const other = this.slots[j]!;
-      if (j === index || other.worker === null) continue;
+    for (const j of peers) {
       const { port1, port2 } = new MessageChannel();
-      this.send(other.worker, { t: 'attach', kind: 'shard', peer: index, port: port1 }, [port1]);
+      this.send(this.slots[j]!.worker!, { t: 'attach', kind: 'shard', peer: index, port: port1 }, [port1]);
       this.send(worker, { t: 'attach', kind: 'shard', peer: j, port: port2 }, [port2]);
     }
-    for (const control of this.processors) this.linkProcessor(control, index, worker);
+    for (const [control, slot] of this.processors) this.linkProcessor(control, slot, index, worker, firstSeq);
 
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: ShardToMain) => {
@@ -118,29 +118,37 @@ export class Supervisor {
     worker.postMessage(msg, transfer);
   }
 
-  private linkProcessor(control: MessagePort, shard: number, worker: Worker): void {
+  /** `firstSeq`: the processor re-sends what the shard needs from there on (see workers/processor/shard-links.ts). */
+  private linkProcessor(control: MessagePort, slot: number, shard: number, worker: Worker, firstSeq: number): void {
     const { port1, port2 } = new MessageChannel();
-    const toProcessor: MainToProcessor = { t: 'shard-port', shard, port: port1 };
+    const toProcessor: MainToProcessor = { t: 'shard-port', shard, port: port1, firstSeq };
     control.postMessage(toProcessor, [port1]);
-    this.send(worker, { t: 'attach', kind: 'processor', peer: -1, port: port2 }, [port2]);
+    this.send(worker, { t: 'attach', kind: 'processor', peer: slot, port: port2 }, [port2]);
   }
 
-  /** Numbers processor tasks in dispatch order. */
-  nextSeq(): number {
-    return this.seq++;
-  }
-
-  /** A processor thread said hello: give it a port to every shard, now and after restarts. */
-  addProcessor(control: MessagePort): void {
-    this.processors.add(control);
-    control.on('close', () => this.processors.delete(control));
-    this.slots.forEach((slot, i) => {
-      if (slot.worker !== null) this.linkProcessor(control, i, slot.worker);
+  /**
+   * A processor thread started: give it a port to every shard, now and after
+   * restarts. Linked from task 0: it re-sends a skip for any task it numbered
+   * before its ports arrived.
+   */
+  addProcessor(control: MessagePort, slot: number): void {
+    this.processors.set(control, slot);
+    this.slots.forEach((s, i) => {
+      if (s.worker !== null) this.linkProcessor(control, slot, i, s.worker, 0);
     });
   }
 
+  removeProcessor(control: MessagePort): void {
+    this.processors.delete(control);
+  }
+
+  /** These tasks will send nothing more (they failed, or their processor died): no shard waits for them. */
+  gap(seqs: readonly number[]): void {
+    for (const s of this.slots) if (s.worker !== null) this.send(s.worker, { t: 'gap', seqs });
+  }
+
   /** Asks one shard; rejects with PUSH_ERR_TIMEOUT if it does not answer in time. */
-  query(shard: number, q: ShardQuery): Promise<ShardStats | boolean | number> {
+  query<K extends ShardQueryKind>(shard: number, q: ShardQuery<K>): Promise<ShardAnswer<K>> {
     const worker = this.slots[shard]!.worker;
     if (worker === null || this.stopping) return Promise.reject(new PushError('PUSH_ERR_TIMEOUT', `shard ${shard} is restarting`));
     const id = this.nextQuery++;
@@ -149,12 +157,12 @@ export class Supervisor {
         this.pending.delete(id);
         reject(new PushError('PUSH_ERR_TIMEOUT'));
       }, QUERY_TIMEOUT_MS);
-      this.pending.set(id, { resolve, reject, timer });
-      this.send(worker, { t: 'query', id, ...q });
+      this.pending.set(id, { resolve: resolve as (value: ShardAnswer<ShardQueryKind>) => void, reject, timer });
+      this.send(worker, { t: 'query', id, ...q } as MainToShard);
     });
   }
 
-  private settle(id: number, value: ShardStats | boolean | number): void {
+  private settle(id: number, value: ShardAnswer<ShardQueryKind>): void {
     const p = this.pending.get(id);
     if (p === undefined) return;
     this.pending.delete(id);
@@ -165,7 +173,7 @@ export class Supervisor {
   /** Per-shard stats, for /system and the tests (a restarting shard counts as empty). */
   async stats(): Promise<ShardStats[]> {
     const empty: ShardStats = { clients: 0, groups: 0, localGroups: 0, delivered: 0, undelivered: 0, dropped: 0 };
-    return Promise.all(this.slots.map((_, i) => (this.query(i, { q: 'stats' }) as Promise<ShardStats>).catch(() => empty)));
+    return Promise.all(this.slots.map((_, i) => this.query<'stats'>(i, { q: 'stats' }).catch(() => empty)));
   }
 
   /** Debug hook: makes a shard throw an uncaught exception. */

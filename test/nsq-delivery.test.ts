@@ -13,8 +13,9 @@ const CHANNEL = 'delivery-test';
 const PushRequest = protobuf.loadSync(join(ROOT, 'proto', 'rpc.proto')).lookupType('proto.PushRequest');
 
 t.test('HTTP pushes and gopusher-produced bodies are delivered through nsqd; garbage is finished once', async (t) => {
-  const nsqd = await Nsqd.create(t);
-  const server = await startServer({ sets: ['queue.driver=nsq', `queue.nsqd_tcp=${nsqd.tcp}`, `queue.topic=${TOPIC}`, `queue.channel=${CHANNEL}`] });
+  // nsqd with its own defaults: it refuses a 1 ms output buffer timeout, and the consumer goes unbuffered.
+  const nsqd = await Nsqd.create(t, { stock: true });
+  const server = await startServer({ sets: ['queue.driver=nsq', 'queue.warmup=0', `queue.nsqd_tcp=${nsqd.tcp}`, `queue.topic=${TOPIC}`, `queue.channel=${CHANNEL}`] });
   t.teardown(() => server.stop());
   const client = await Client.open(server.wsUrl);
   t.teardown(() => client.close());
@@ -44,6 +45,7 @@ t.test('HTTP pushes and gopusher-produced bodies are delivered through nsqd; gar
   t.equal(ch.timeout_count, 0, 'none timed out');
   t.equal(ch.deferred_count, 0, 'none waits for a retry');
   t.match(server.output(), /PUSH_ERR_BAD_MESSAGE/, 'the undecodable body is logged with its code');
+  t.match(server.output(), /warn processor: nsqd refuses queue.output_buffer_timeout; consuming unbuffered.*code=PUSH_ERR_QUEUE_CONFIG/, 'a stock nsqd: the consumer says it goes unbuffered');
 
   // Still flowing afterwards, and the garbage did not come back.
   await postJson(`${server.http}/push`, { to: ['c1'], content: 'after the garbage' });
@@ -55,7 +57,7 @@ t.test('HTTP pushes and gopusher-produced bodies are delivered through nsqd; gar
 t.test('only lookupd_http configured: nsqd is discovered for publishing and consuming', async (t) => {
   const lookupd = await Nsqlookupd.create(t);
   const nsqd = await Nsqd.create(t, { lookupd });
-  const server = await startServer({ sets: ['queue.driver=nsq', 'queue.nsqd_tcp=', `queue.lookupd_http=${lookupd.http}`, `queue.topic=${TOPIC}`, `queue.channel=${CHANNEL}`] });
+  const server = await startServer({ sets: ['queue.driver=nsq', 'queue.warmup=0', 'queue.nsqd_tcp=', `queue.lookupd_http=${lookupd.http}`, `queue.topic=${TOPIC}`, `queue.channel=${CHANNEL}`] });
   t.teardown(() => server.stop());
   const client = await Client.open(server.wsUrl);
   t.teardown(() => client.close());

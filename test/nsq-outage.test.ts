@@ -4,61 +4,13 @@
 
 import t from 'tap';
 import { Nsqd } from './helpers/nsqd';
-import { Client, postJson, startServer, stats, until, type Running } from './helpers/server';
+import { Client, postJson, startServer, stats, until } from './helpers/server';
+import { PushStream } from './helpers/load';
 
 const CHANNEL = 'outage-test';
 
 function nsqSets(nsqd: Nsqd): string[] {
-  return ['queue.driver=nsq', `queue.nsqd_tcp=${nsqd.tcp}`, 'queue.topic=pusher', `queue.channel=${CHANNEL}`];
-}
-
-/** Pushes unique contents round-robin to `cards` with a few requests in flight, until stopped. */
-class PushStream {
-  /** content -> card, for every push answered 200. */
-  readonly accepted = new Map<string, string>();
-  readonly rejected: { status: number; error: string; message: string }[] = [];
-  private n = 0;
-  private stopped = false;
-  private readonly workers: Promise<void>[];
-  private waiters: { count: number; resolve: () => void }[] = [];
-
-  constructor(private readonly server: Running, private readonly cards: string[], concurrency: number) {
-    this.workers = Array.from({ length: concurrency }, () => this.work());
-  }
-
-  private async work(): Promise<void> {
-    while (!this.stopped) {
-      const i = this.n++;
-      const card = this.cards[i % this.cards.length]!;
-      const content = `m-${i}`;
-      const res = await postJson(`${this.server.http}/push`, { to: [card], content });
-      if (res.status === 200) {
-        this.accepted.set(content, card);
-        this.waiters = this.waiters.filter((w) => (this.accepted.size >= w.count ? (w.resolve(), false) : true));
-      } else {
-        this.rejected.push({ status: res.status, error: res.body.error, message: res.body.message });
-        // Rejections come back at once; pace the retries instead of spinning.
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
-  }
-
-  /** Resolves once `count` pushes in total were accepted. */
-  acceptedAtLeast(count: number): Promise<void> {
-    if (this.accepted.size >= count) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ count, resolve }));
-  }
-
-  /** Resolves once `count` more pushes were rejected than now. */
-  async rejectedAtLeast(count: number): Promise<void> {
-    const target = this.rejected.length + count;
-    await until(async () => this.rejected.length >= target, `${count} pushes rejected`);
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await Promise.all(this.workers);
-  }
+  return ['queue.driver=nsq', 'queue.warmup=0', `queue.nsqd_tcp=${nsqd.tcp}`, 'queue.topic=pusher', `queue.channel=${CHANNEL}`];
 }
 
 t.test('nsqd restarts mid-stream: every push answered 200 is delivered, the outage answers 503, pushes flow again', async (t) => {

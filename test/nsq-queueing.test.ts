@@ -10,7 +10,7 @@ const N = 200;
 
 t.test('pushes accepted while a node is stopped wait in its channel and are delivered when it is back', async (t) => {
   const nsqd = await Nsqd.create(t);
-  const sets = (channel: string): string[] => ['queue.driver=nsq', `queue.nsqd_tcp=${nsqd.tcp}`, `queue.topic=${TOPIC}`, `queue.channel=${channel}`];
+  const sets = (channel: string): string[] => ['queue.driver=nsq', 'queue.warmup=0', `queue.nsqd_tcp=${nsqd.tcp}`, `queue.topic=${TOPIC}`, `queue.channel=${channel}`];
   // node-b's channel exists from its first run; then node-b stops (cleanly).
   const first = await startServer({ sets: sets('node-b') });
   t.teardown(() => first.stop());

@@ -1,78 +1,111 @@
 // Processor thread (a Piscina worker): decodes batches of queue bodies
 // (protobuf PushRequest), renders each message's WebSocket payload once, and
 // sends one DeliverBatch per owner shard straight to that shard over a
-// MessagePort. Nothing goes back through the main thread but the task result,
-// which comes once the shards acknowledged delivery (end-to-end backpressure).
+// MessagePort. A batch is done when the shards acknowledged delivery.
+//
+// Batches come two ways. With the embedded queue the main thread consumes and
+// runs them here as Piscina tasks, numbered as it dispatched them. With NSQ
+// this thread consumes its own share of the channel (nsqjs Reader, started by
+// the main thread after warm-up), numbers its batches itself and answers nsqd
+// (FIN/REQ): consumed messages never touch the main thread.
 
 import { MessageChannel, parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../src/shared/log';
-import { protoType, type PushRequest } from '../src/shared/proto';
-import { ownerOf } from '../src/shared/hash';
-import { renderPush } from '../src/shared/payload';
-import type { MainToProcessor, ProcessorHello, ProcessorInit, ProcessResult, ProcessTask } from '../src/shared/frames';
-import { OwnerBatch } from './processor/owner-batch';
+import { SeqState } from '../src/shared/seq-state';
+import type { MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../src/shared/frames';
 import { ShardLinks } from './processor/shard-links';
+import { route, type Routed } from './processor/router';
+import { NsqConsumer } from './processor/nsq-consumer';
 
 const init = workerData as ProcessorInit;
 const log = createLogger('processor', init.logLevel);
-const PushRequestType = protoType('PushRequest');
-const links = new ShardLinks(init.shards);
+const seqs = new SeqState(init.seqBuffer);
+const links = new ShardLinks(init.shards, init.shardWaitMs);
+/** This thread's slot in SeqState, given by the main thread after hello. */
+let slot = -1;
+let consumer: NsqConsumer | null = null;
+const counters = { routed: 0, undecodable: 0 };
 
 // Piscina gives a worker no port of its own: make one and hand the other end
-// to the main thread, which sends the shard ports through it.
+// to the main thread, which sends the shard ports and commands through it.
 const control = new MessageChannel();
-control.port1.on('message', (msg: MainToProcessor) => {
-  if (msg.t === 'shard-port') links.attach(msg.shard, msg.port);
+const toMain = control.port1;
+toMain.on('message', (msg: MainToProcessor) => {
+  switch (msg.t) {
+    case 'slot':
+      slot = msg.slot;
+      return;
+    case 'shard-port':
+      links.attach(msg.shard, msg.port, msg.firstSeq);
+      return;
+    case 'consume':
+      consumer ??= new NsqConsumer(msg.options, init.batchSize, deliverConsumed, log);
+      return;
+    case 'stop':
+      void stopConsuming(msg.deadline);
+      return;
+    case 'crash':
+      setImmediate(() => {
+        throw new Error(`crash requested for processor slot ${slot}`);
+      });
+      return;
+    case 'stats': {
+      const stats = consumer?.stats(counters.routed, counters.undecodable)
+        ?? { messages: 0, batches: 0, requeued: 0, routed: counters.routed, undecodable: counters.undecodable, inFlight: 0, connected: false };
+      reply({ t: 'stats', id: msg.id, stats });
+    }
+  }
 });
-control.port1.unref();
+toMain.unref();
 const hello: ProcessorHello = { t: 'processor-hello', control: control.port2 };
 parentPort!.postMessage(hello, [control.port2]);
 
-export default async function processBatch(task: ProcessTask): Promise<ProcessResult> {
-  if (!links.ready) await links.whenReady();
-  const { buf, ends, seq } = task;
-  const shards = init.shards;
-  const byOwner: (OwnerBatch | undefined)[] = new Array(shards);
-  const bad: number[] = [];
-  let routed = 0;
+function reply(msg: ProcessorToMain): void {
+  toMain.postMessage(msg);
+}
 
+async function stopConsuming(deadline: number): Promise<void> {
+  const unsettled = consumer === null ? 0 : await consumer.stop(deadline);
+  reply({ t: 'stopped', unsettled });
+}
+
+/**
+ * Routes task `seq` and sends its frames; the promise settles when the shards
+ * acknowledged them. Whatever goes wrong before the frames are out, every
+ * shard still hears of `seq` (skips), so none waits for it.
+ */
+function dispatch(seq: number, bodies: readonly Buffer[]): Promise<void> {
+  let routed: Routed;
+  try {
+    routed = route(bodies, init.shards, log);
+  } catch (err) {
+    void links.send(seq, []);
+    throw err;
+  }
+  counters.routed += routed.routed;
+  counters.undecodable += routed.undecodable;
+  return links.send(seq, routed.parts);
+}
+
+/** NSQ: this thread's Reader got a batch. */
+function deliverConsumed(bodies: Buffer[]): Promise<void> {
+  const seq = seqs.takeFor(slot);
+  try {
+    return dispatch(seq, bodies);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** Embedded queue: a Piscina task from the main thread; resolves once the shards delivered it. */
+export default function processBatch(task: ProcessTask): Promise<void> {
+  const { buf, ends, seq } = task;
+  seqs.own(seq, slot);
+  const bodies: Buffer[] = new Array(ends.length);
   for (let i = 0; i < ends.length; i++) {
     const start = i === 0 ? 0 : ends[i - 1]!;
-    let req: PushRequest;
-    try {
-      // A Buffer view (no copy), not a Uint8Array: protobufjs then reads
-      // strings with Buffer's native UTF-8 decoder (~20% faster per message).
-      req = PushRequestType.decode(Buffer.from(buf, start, ends[i]! - start)) as unknown as PushRequest;
-    } catch (err) {
-      log.warn('undecodable queue message; finished without delivery', { code: 'PUSH_ERR_BAD_MESSAGE', error: (err as Error).message });
-      bad.push(i);
-      continue;
-    }
-    const to = req.to;
-    if (to.length === 0) continue;
-    const payload = renderPush(req.content);
-    for (let s = 0; s < shards; s++) byOwner[s]?.nextMessage();
-    for (let r = 0; r < to.length; r++) {
-      const card = to[r]!;
-      if (card === '') continue;
-      const owner = ownerOf(card, shards);
-      let b = byOwner[owner];
-      if (b === undefined) {
-        b = byOwner[owner] = new OwnerBatch();
-        b.nextMessage();
-      }
-      b.add(card, payload, req.appID);
-      routed++;
-    }
+    // A Buffer view (no copy), not a Uint8Array: see router.ts.
+    bodies[i] = Buffer.from(buf, start, ends[i]! - start);
   }
-  // Every shard hears of every task, even with nothing to deliver, so it can
-  // deliver tasks in sequence without waiting on ones that never come.
-  let mask = 0;
-  for (let s = 0; s < shards; s++) {
-    const b = byOwner[s];
-    if (b === undefined) links.skip(s, seq);
-    else mask |= links.deliver(s, b.build(seq));
-  }
-  await links.wait(seq, mask);
-  return { bad, routed };
+  return dispatch(seq, bodies);
 }

@@ -11,25 +11,32 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as uWS from 'uWebSockets.js';
 import { createLogger } from '../src/shared/log';
-import { F_ACK, F_DELIVER, F_MEMBERS, F_SKIP, type AckFrame, type DeliverBatch, type MainToShard, type PeerFrame, type ShardInit, type ShardStats, type ShardToMain } from '../src/shared/frames';
+import { F_DELIVER, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, F_REPLAY_END, F_SKIP, type MainToShard, type PeerFrame, type ProcessorFrame, type ShardAnswer, type ShardInit, type ShardQueryKind, type ShardStats, type ShardToMain } from '../src/shared/frames';
 import { WsErrors } from '../src/errors';
 import { Registry, type Socket, type SocketData } from './shard/registry';
 import { Delivery } from './shard/delivery';
 import { Sequencer } from './shard/sequencer';
-import { closeWith, handleFrame } from './shard/protocol';
+import { closeWith, confirmJoins, handleFrame } from './shard/protocol';
 
 const init = workerData as ShardInit;
 const log = createLogger(`shard-${init.index}`, init.logLevel);
 const main = parentPort!;
-const registry = new Registry(init.index, init.shards);
+const registry = new Registry(init.index, init.shards, confirmJoins);
 const delivery = new Delivery(registry);
-const sequencer = new Sequencer(init.firstSeq, deliverAndAck);
 
-/** Delivers a processor's batch, then tells the processor (it ends its task on every shard's ack). */
-function deliverAndAck(batch: DeliverBatch, from: MessagePort): void {
-  delivery.handle(batch);
-  const ack: AckFrame = { t: F_ACK, seq: batch.seq };
-  from.postMessage(ack);
+// A restarted shard delivers nothing until the processors re-sent what its
+// previous incarnation never acknowledged and its peers told it their members
+// (see sequencer.ts): one gate per processor and per peer it was started with.
+const expectedProcessors = new Set(init.processors);
+const expectedPeers = new Set(init.peers);
+const sequencer = new Sequencer(init.firstSeq, expectedProcessors.size + expectedPeers.size, (batch, from) => delivery.deliver(batch, from));
+
+function processorReady(slot: number): void {
+  if (expectedProcessors.delete(slot)) sequencer.openGate();
+}
+
+function peerReady(peer: number): void {
+  if (expectedPeers.delete(peer)) sequencer.openGate();
 }
 
 /** Every open connection, joined or not: shutdown and crash close them all. */
@@ -61,7 +68,7 @@ const app = uWS.App()
         res.writeStatus('503 Service Unavailable').end();
         return;
       }
-      const data: SocketData = { card: '', app: '', closed: false };
+      const data: SocketData = { card: '', app: '', closed: false, unconfirmed: 0, owed: 0 };
       res.upgrade(
         data,
         req.getHeader('sec-websocket-key'),
@@ -111,19 +118,36 @@ app.listen(init.host, init.wsPort, (token) => {
   post({ t: 'ready' });
 });
 
-/** `peer`: the sending shard's index, or -1 for a processor (whose port is `port`). */
-function onPeerFrame(peer: number, port: MessagePort, frame: PeerFrame): void {
+/** Frames from processor `slot`: DeliverBatch and SkipFrame in task order, then acks back on `port`. */
+function onProcessorFrame(slot: number, port: MessagePort, frame: ProcessorFrame): void {
   if (stopping) return;
   switch (frame.t) {
     case F_DELIVER:
-      if (frame.seq === -1) delivery.handle(frame);
-      else sequencer.push(frame.seq, frame, port);
+      sequencer.push(frame.seq, frame, port);
       return;
     case F_SKIP:
       sequencer.push(frame.seq, null, port);
       return;
+    case F_REPLAY_END:
+      processorReady(slot);
+  }
+}
+
+function onPeerFrame(peer: number, port: MessagePort, frame: PeerFrame): void {
+  if (stopping) return;
+  switch (frame.t) {
+    case F_FORWARD:
+      delivery.forwarded(frame, port);
+      return;
+    case F_FORWARD_ACK:
+      delivery.forwardAcked(frame.id);
+      return;
     case F_MEMBERS:
       registry.applyMembers(peer, frame);
+      if (frame.sync) peerReady(peer);
+      return;
+    case F_MEMBERS_ACK:
+      registry.membersAcked(peer, frame.id);
   }
 }
 
@@ -136,32 +160,46 @@ function stats(): ShardStats {
   };
 }
 
+function answer(msg: Extract<MainToShard, { t: 'query' }>): ShardAnswer<ShardQueryKind> {
+  switch (msg.q) {
+    case 'stats':
+      return stats();
+    case 'online':
+      return registry.groupSize(msg.card) > 0;
+    case 'group':
+      return registry.groupSize(msg.card);
+  }
+}
+
 main.on('message', (msg: MainToShard) => {
   switch (msg.t) {
     case 'attach': {
       const { port, peer } = msg;
-      port.on('message', (frame: PeerFrame) => onPeerFrame(peer, port, frame));
       if (msg.kind === 'shard') {
-        registry.peers[msg.peer]?.close();
-        registry.peers[msg.peer] = port;
-        registry.announceTo(msg.peer);
+        port.on('message', (frame: PeerFrame) => onPeerFrame(peer, port, frame));
+        registry.attachPeer(peer, port);
       } else {
+        port.on('message', (frame: ProcessorFrame) => onProcessorFrame(peer, port, frame));
         processorPorts.add(port);
-        port.on('close', () => processorPorts.delete(port));
+        // A processor thread that died will send nothing more, ReplayEnd included.
+        port.on('close', () => {
+          processorPorts.delete(port);
+          processorReady(peer);
+        });
       }
       return;
     }
     case 'peer-reset':
       registry.dropPeer(msg.peer);
+      delivery.peerGone(msg.peer);
+      peerReady(msg.peer);
       return;
-    case 'query': {
-      let value: ShardStats | boolean | number;
-      if (msg.q === 'stats') value = stats();
-      else if (msg.q === 'online') value = registry.groupSize(msg.card) > 0;
-      else value = registry.groupSize(msg.card);
-      post({ t: 'reply', id: msg.id, value });
+    case 'gap':
+      for (const seq of msg.seqs) sequencer.gap(seq);
       return;
-    }
+    case 'query':
+      post({ t: 'reply', id: msg.id, value: answer(msg) });
+      return;
     case 'shutdown':
       stop(WsErrors.PUSH_ERR_WS_SHUTDOWN.close, 'PUSH_ERR_WS_SHUTDOWN');
       return;
@@ -173,6 +211,16 @@ main.on('message', (msg: MainToShard) => {
       return;
   }
 });
+
+// Nothing is skipped on a timer (sequencer.ts), so a task that never comes
+// would stall this shard: say so (every 10 s while it lasts) with the number it waits for.
+let stalledOn = -1;
+const stallCheck = setInterval(() => {
+  const waiting = sequencer.waitingFor;
+  if (waiting !== -1 && waiting === stalledOn) log.warn('delivery waits for a task that has not arrived', { seq: waiting, open: sequencer.open });
+  stalledOn = waiting === stalledOn ? -2 : waiting;
+}, 5_000);
+stallCheck.unref();
 
 /** Closes every handle this thread holds, so it can end without aborting the process. */
 function closeAll(code: number, reason: string): void {
@@ -186,6 +234,7 @@ function closeAll(code: number, reason: string): void {
   }
   // Forcefully closes what is left (HTTP keep-alive connections, closing sockets).
   app.close();
+  clearInterval(stallCheck);
   sequencer.close();
   for (const port of registry.peers) port?.close();
   for (const port of processorPorts) port.close();

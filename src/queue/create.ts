@@ -4,14 +4,13 @@ import type { Config } from '../config';
 import type { Logger } from '../shared/log';
 import { MemoryQueue } from './memory';
 import { NsqQueue } from './nsq';
-import type { Queue } from './queue';
 
-export function createQueue(config: Config, log: Logger): Queue {
+export function createQueue(config: Config, log: Logger): MemoryQueue | NsqQueue {
   const q = config.queue;
   switch (q.driver) {
     case 'memory':
       return new MemoryQueue({ capacity: q.capacity, maxInFlight: q.maxInFlight, batchSize: config.processor.batchSize });
     case 'nsq':
-      return new NsqQueue(q, config.processor.batchSize, log);
+      return new NsqQueue(q, log);
   }
 }

@@ -1,8 +1,11 @@
-// The embedded queue: an in-process bounded FIFO with the same interface and
-// semantics as the NSQ driver, minus durability. Full means publish() rejects
-// with PUSH_ERR_QUEUE_FULL (the gateway answers 503).
+// The embedded queue: an in-process bounded FIFO with the NSQ driver's
+// semantics minus durability. Full means publish() rejects with
+// PUSH_ERR_QUEUE_FULL (the gateway answers 503). The main thread consumes it
+// (src/processors.ts hands its batches to the processor threads).
 
 import { PushError } from '../errors';
+import { IdleWaiter } from '../shared/lifecycle';
+import { onceATurn } from '../shared/once-a-turn';
 import type { BatchHandler, ConsumedBatch, Queue, QueueStats } from './queue';
 
 export interface MemoryQueueOptions {
@@ -26,16 +29,19 @@ export class MemoryQueue implements Queue {
   private head = 0;
   private inFlight = 0;
   private onBatch: BatchHandler | null = null;
-  private paused = false;
   private closed = false;
-  private scheduled = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly handOutSoon = onceATurn(() => this.handOut());
+  private readonly idle = new IdleWaiter(() => this.waiting === 0 && this.inFlight === 0);
 
   constructor(private readonly opts: MemoryQueueOptions) {}
 
-  async start(onBatch: BatchHandler): Promise<void> {
+  async start(): Promise<void> {}
+
+  /** Starts handing batches to `onBatch`. */
+  consume(onBatch: BatchHandler): void {
     this.onBatch = onBatch;
-    this.schedule();
+    this.handOutSoon();
   }
 
   private get waiting(): number {
@@ -58,21 +64,14 @@ export class MemoryQueue implements Queue {
     const refusal = this.refusal(bodies.length);
     if (refusal !== null) return Promise.reject(refusal);
     for (let i = 0; i < bodies.length; i++) this.items.push({ body: bodies[i]!, attempts: 0 });
-    this.schedule();
+    this.handOutSoon();
     return Promise.resolve();
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.onBatch === null) return;
-    this.scheduled = true;
-    setImmediate(drain, this);
-  }
-
   /** Hands out batches while there is room in flight. */
-  drain(): void {
-    this.scheduled = false;
+  private handOut(): void {
     const onBatch = this.onBatch;
-    if (onBatch === null || this.paused || this.closed) return;
+    if (onBatch === null || this.closed) return;
     while (this.waiting > 0 && this.inFlight < this.opts.maxInFlight) {
       const n = Math.min(this.waiting, this.opts.batchSize, this.opts.maxInFlight - this.inFlight);
       const taken = this.items.slice(this.head, this.head + n);
@@ -86,34 +85,27 @@ export class MemoryQueue implements Queue {
     }
   }
 
-  settle(taken: Item[], requeue: readonly number[], delayMs: number): void {
+  settle(taken: Item[], requeue: boolean, delayMs: number): void {
     this.inFlight -= taken.length;
-    if (requeue.length > 0 && !this.closed) {
-      const again = requeue.map((i) => {
-        const it = taken[i]!;
-        it.attempts++;
-        return it;
-      });
+    if (requeue && !this.closed) {
+      for (const it of taken) it.attempts++;
       // Still counted against capacity while waiting for the retry.
-      this.inFlight += again.length;
+      this.inFlight += taken.length;
       const timer = setTimeout(() => {
         this.timers.delete(timer);
-        this.inFlight -= again.length;
-        for (const it of again) this.items.push(it);
-        this.schedule();
+        this.inFlight -= taken.length;
+        for (const it of taken) this.items.push(it);
+        this.handOutSoon();
       }, delayMs);
       this.timers.add(timer);
     }
-    this.schedule();
+    this.handOutSoon();
+    this.idle.poke();
   }
 
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    this.paused = false;
-    this.schedule();
+  /** Resolves true once everything accepted was delivered, false when `timeoutMs` passed first. */
+  drained(timeoutMs: number): Promise<boolean> {
+    return this.idle.wait(timeoutMs);
   }
 
   stats(): QueueStats {
@@ -127,10 +119,6 @@ export class MemoryQueue implements Queue {
   }
 }
 
-function drain(q: MemoryQueue): void {
-  q.drain();
-}
-
 class MemoryBatch implements ConsumedBatch {
   readonly bodies: Uint8Array[];
   readonly attempts: number[];
@@ -141,7 +129,7 @@ class MemoryBatch implements ConsumedBatch {
     this.attempts = taken.map((it) => it.attempts);
   }
 
-  settle(requeue: readonly number[], delayMs: number): void {
+  settle(requeue: boolean, delayMs: number): void {
     if (this.settled) return;
     this.settled = true;
     this.queue.settle(this.taken, requeue, delayMs);

@@ -1,31 +1,27 @@
-// The `nsq` queue driver: nsqd holds what was accepted, so bursts pile up
-// there and not in this process. Publishing and consuming are independent
-// nsqjs connections, each recovering on its own (nsq-producer.ts, nsq-consumer.ts).
+// The `nsq` queue driver, main-thread side: nsqd holds what was accepted, so
+// bursts pile up there and not in this process. Only the producer lives here;
+// the processor threads consume (workers/processor/nsq-consumer.ts).
 
 import type { Config } from '../config';
 import type { Logger } from '../shared/log';
-import { NsqConsumer } from './nsq-consumer';
+import { once } from '../shared/lifecycle';
 import { NsqProducer } from './nsq-producer';
 import type { PushError } from '../errors';
-import type { BatchHandler, Queue, QueueStats } from './queue';
+import type { Queue, QueueStats } from './queue';
 
-/** How long close() waits for nsqd's answers to sent MPUBs and for batches out to be settled. */
+/** How long close() waits for nsqd's answers to sent MPUBs. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
 export class NsqQueue implements Queue {
   private readonly producer: NsqProducer;
-  private readonly consumer: NsqConsumer;
-  private closing: Promise<void> | null = null;
 
-  constructor(queue: Config['queue'], batchSize: number, log: Logger) {
-    const { topic, channel, nsqdTcp, lookupdHttp, maxInFlight } = queue;
+  constructor(queue: Config['queue'], log: Logger) {
+    const { topic, nsqdTcp, lookupdHttp } = queue;
     this.producer = new NsqProducer({ topic, nsqdTcp, lookupdHttp }, log);
-    this.consumer = new NsqConsumer({ topic, channel, nsqdTcp, lookupdHttp, maxInFlight, batchSize }, log);
   }
 
-  /** Returns at once: with nsqd down, pushes answer 503 and both sides keep retrying. */
-  async start(onBatch: BatchHandler): Promise<void> {
-    this.consumer.start(onBatch);
+  /** Returns at once: with nsqd down, pushes answer 503 and the producer keeps retrying. */
+  async start(): Promise<void> {
     this.producer.start();
   }
 
@@ -37,22 +33,9 @@ export class NsqQueue implements Queue {
     return this.producer.admit();
   }
 
-  pause(): void {
-    this.consumer.pause();
-  }
-
-  resume(): void {
-    this.consumer.resume();
-  }
-
   stats(): QueueStats {
-    return { driver: 'nsq', depth: -1, inFlight: this.consumer.inFlight, connected: this.producer.connected && this.consumer.connected };
+    return { driver: 'nsq', depth: -1, inFlight: -1, connected: this.producer.connected };
   }
 
-  close(): Promise<void> {
-    if (this.closing === null) {
-      this.closing = Promise.all([this.consumer.close(CLOSE_TIMEOUT_MS), this.producer.close(CLOSE_TIMEOUT_MS)]).then(() => undefined);
-    }
-    return this.closing;
-  }
+  readonly close = once(() => this.producer.close(CLOSE_TIMEOUT_MS));
 }

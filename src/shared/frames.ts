@@ -1,31 +1,34 @@
 // Every message that crosses a thread boundary, typed in one place.
 //
-//   main  <-> shard      worker.postMessage / parentPort    (MainToShard, ShardToMain)
-//   proc   -> shard      a MessagePort per (processor, shard) (DeliverBatch)
-//   shard <-> shard      a MessagePort per pair of shards   (DeliverBatch, MembersUpdate)
+//   main  <-> shard      worker.postMessage / parentPort      (MainToShard, ShardToMain)
+//   proc  <-> shard      a MessagePort per (processor, shard)  (DeliverBatch, SkipFrame, ReplayEnd / AckFrame)
+//   shard <-> shard      a MessagePort per pair of shards     (ForwardBatch, MembersUpdate / their acks)
 //   main  <-> processor  Piscina tasks (ProcessTask -> ProcessResult) and one
-//                        control port per processor (MainToProcessor)
+//                        control port per processor            (MainToProcessor / ProcessorToMain)
+//
+// Delivery is acknowledged end to end: a shard acknowledges a processor's
+// DeliverBatch once it wrote to its own members AND the shards it forwarded to
+// acknowledged theirs; a processor task ends (FIN, or the embedded queue
+// settles it) only when every shard it sent a batch to acknowledged it.
 
 import type { MessagePort } from 'node:worker_threads';
+import type { LogLevel } from './log';
 
 /** Tags of the hot-path frames between workers (numbers: cheap to compare). */
 export const F_DELIVER = 1;
-export const F_MEMBERS = 2;
-export const F_SKIP = 3;
-export const F_ACK = 4;
+export const F_SKIP = 2;
+export const F_ACK = 3;
+export const F_REPLAY_END = 4;
+export const F_FORWARD = 5;
+export const F_FORWARD_ACK = 6;
+export const F_MEMBERS = 7;
+export const F_MEMBERS_ACK = 8;
 
 /**
- * A batch of deliveries. Payloads are rendered once (the exact bytes of the
- * WebSocket text frame) and packed back to back in `buf`.
+ * Payloads for a set of groups. Payloads are rendered once (the exact bytes
+ * of the WebSocket text frame) and packed back to back in `buf`.
  */
-export interface DeliverBatch {
-  readonly t: typeof F_DELIVER;
-  /**
-   * Processor task sequence number (shards deliver in this order, see
-   * workers/shard/sequencer.ts); -1 when an owner forwards it: then deliver to
-   * local members only.
-   */
-  readonly seq: number;
+export interface Payloads {
   readonly buf: ArrayBuffer;
   /** Payload k is buf[k === 0 ? 0 : ends[k-1], ends[k]). */
   readonly ends: Uint32Array;
@@ -42,33 +45,69 @@ export interface DeliverBatch {
   readonly msgs: Uint32Array;
 }
 
-/**
- * Sent by a shard to a group's owner: the sender's number of local members of
- * each listed group (absolute, so order and repeats don't matter; 0 = none).
- */
-export interface MembersUpdate {
-  readonly t: typeof F_MEMBERS;
-  readonly cards: readonly string[];
-  readonly counts: readonly number[];
+/** Processor -> owner shard: the task's deliveries to groups this shard owns. */
+export interface DeliverBatch extends Payloads {
+  readonly t: typeof F_DELIVER;
+  /** Task sequence number: shards deliver tasks in this order (workers/shard/sequencer.ts). */
+  readonly seq: number;
 }
 
-/** A processor task had nothing for this shard: lets the shard move past `seq`. */
+/** Processor -> shard: task `seq` has nothing for this shard (lets it move past `seq`). */
 export interface SkipFrame {
   readonly t: typeof F_SKIP;
   readonly seq: number;
 }
 
-/**
- * Shard -> processor: the DeliverBatch with this seq was delivered. A task
- * ends only when every shard it sent to has acknowledged, so the queue (not
- * the shards' port queues) holds the backlog when shards fall behind.
- */
+/** Shard -> processor: the DeliverBatch of task `seq` was delivered, forwards included. */
 export interface AckFrame {
   readonly t: typeof F_ACK;
   readonly seq: number;
 }
 
-export type PeerFrame = DeliverBatch | MembersUpdate | SkipFrame;
+/**
+ * Processor -> a shard it was just attached to: every frame it re-sent (tasks
+ * the shard's previous incarnation never acknowledged, and skips the new one
+ * needs to move on) has been sent. A restarted shard delivers nothing until
+ * every processor it expects said this (see ShardInit.processors).
+ */
+export interface ReplayEnd {
+  readonly t: typeof F_REPLAY_END;
+}
+
+/** Owner shard -> a shard holding other members of the groups: deliver to your members. */
+export interface ForwardBatch extends Payloads {
+  readonly t: typeof F_FORWARD;
+  /** Answered with a ForwardAck carrying the same id. */
+  readonly id: number;
+}
+
+export interface ForwardAck {
+  readonly t: typeof F_FORWARD_ACK;
+  readonly id: number;
+}
+
+/**
+ * Member shard -> owner shard: the sender's number of local members of each
+ * listed group (absolute, so order and repeats don't matter; 0 = none).
+ * `sync` marks the full list a shard sends an owner that was just attached:
+ * a restarted owner delivers nothing until every peer it expects has synced.
+ */
+export interface MembersUpdate {
+  readonly t: typeof F_MEMBERS;
+  /** Answered with a MembersAck carrying the same id once applied. */
+  readonly id: number;
+  readonly sync: boolean;
+  readonly cards: readonly string[];
+  readonly counts: readonly number[];
+}
+
+export interface MembersAck {
+  readonly t: typeof F_MEMBERS_ACK;
+  readonly id: number;
+}
+
+export type ProcessorFrame = DeliverBatch | SkipFrame | ReplayEnd;
+export type PeerFrame = ForwardBatch | ForwardAck | MembersUpdate | MembersAck;
 
 /** What the main thread hands a shard at start (workerData). */
 export interface ShardInit {
@@ -80,15 +119,26 @@ export interface ShardInit {
   readonly idleTimeout: number;
   readonly maxBackpressure: number;
   readonly maxIdLength: number;
-  readonly logLevel: import('./log').LogLevel;
-  /** Sequence number of the next processor task (where this shard starts delivering in order). */
+  readonly logLevel: LogLevel;
+  /** Sequence number of the first task this shard delivers in order. */
   readonly firstSeq: number;
+  /** Processor slots attached at spawn: each re-sends what this shard needs, then ReplayEnd. */
+  readonly processors: readonly number[];
+  /** Peer shards alive at spawn: each sends its members of the groups this shard owns (sync). */
+  readonly peers: readonly number[];
 }
 
-export type ShardQuery =
-  | { readonly q: 'stats' }
-  | { readonly q: 'online'; readonly card: string }
-  | { readonly q: 'group'; readonly card: string };
+/** Questions the main thread asks a shard, and the type of each answer. */
+export interface ShardQueries {
+  stats: { q: 'stats'; a: ShardStats };
+  online: { q: 'online'; card: string; a: boolean };
+  group: { q: 'group'; card: string; a: number };
+}
+
+export type ShardQueryKind = keyof ShardQueries;
+/** Distributes over K, so a union of kinds is a union of query shapes. */
+export type ShardQuery<K extends ShardQueryKind = ShardQueryKind> = K extends ShardQueryKind ? Omit<ShardQueries[K], 'a'> : never;
+export type ShardAnswer<K extends ShardQueryKind> = ShardQueries[K]['a'];
 
 export interface ShardStats {
   readonly clients: number;
@@ -104,6 +154,8 @@ export interface ShardStats {
 export type MainToShard =
   | { readonly t: 'attach'; readonly kind: 'shard' | 'processor'; readonly peer: number; readonly port: MessagePort }
   | { readonly t: 'peer-reset'; readonly peer: number }
+  /** These tasks failed in a processor or lost it: nothing more will come for them. */
+  | { readonly t: 'gap'; readonly seqs: readonly number[] }
   | ({ readonly t: 'query'; readonly id: number } & ShardQuery)
   | { readonly t: 'shutdown' }
   | { readonly t: 'crash' };
@@ -111,15 +163,48 @@ export type MainToShard =
 export type ShardToMain =
   | { readonly t: 'ready' }
   | { readonly t: 'listen-failed' }
-  | { readonly t: 'reply'; readonly id: number; readonly value: ShardStats | boolean | number }
+  | { readonly t: 'reply'; readonly id: number; readonly value: ShardAnswer<ShardQueryKind> }
   | { readonly t: 'fatal'; readonly message: string };
 
+/** The NSQ consumer settings a processor's Reader needs (queue.driver = nsq). */
+export interface ConsumeOptions {
+  readonly topic: string;
+  readonly channel: string;
+  readonly nsqdTcp: readonly string[];
+  readonly lookupdHttp: readonly string[];
+  /** This thread's share of queue.max_in_flight. */
+  readonly maxInFlight: number;
+  /** Milliseconds nsqd may buffer messages before writing them (IDENTIFY output_buffer_timeout); -1 = unbuffered. */
+  readonly outputBufferTimeout: number;
+}
+
 /** Main thread -> processor, over the control port the processor sent at start. */
-export type MainToProcessor = {
-  readonly t: 'shard-port';
-  readonly shard: number;
-  readonly port: MessagePort;
-};
+export type MainToProcessor =
+  | { readonly t: 'slot'; readonly slot: number }
+  /** A port to `shard`; `firstSeq` is where a (re)started shard starts delivering in order. */
+  | { readonly t: 'shard-port'; readonly shard: number; readonly port: MessagePort; readonly firstSeq: number }
+  | { readonly t: 'consume'; readonly options: ConsumeOptions }
+  /** Stop taking messages; answer 'stopped' once every batch in hand was settled (or the deadline passed). */
+  | { readonly t: 'stop'; readonly deadline: number }
+  | { readonly t: 'stats'; readonly id: number }
+  /** Debug hook (debug.crash_route): a real uncaught exception in this thread. */
+  | { readonly t: 'crash' };
+
+export interface ConsumerStats {
+  readonly messages: number;
+  readonly batches: number;
+  readonly routed: number;
+  readonly undecodable: number;
+  readonly requeued: number;
+  /** Messages received and not finished yet. */
+  readonly inFlight: number;
+  /** This thread's Reader has a live nsqd connection. */
+  readonly connected: boolean;
+}
+
+export type ProcessorToMain =
+  | { readonly t: 'stopped'; readonly unsettled: number }
+  | { readonly t: 'stats'; readonly id: number; readonly stats: ConsumerStats };
 
 /** Processor -> main at start, through Piscina's 'message' event. */
 export interface ProcessorHello {
@@ -130,20 +215,17 @@ export interface ProcessorHello {
 /** What the processor needs to know, from Piscina's workerData. */
 export interface ProcessorInit {
   readonly shards: number;
-  readonly logLevel: import('./log').LogLevel;
+  readonly logLevel: LogLevel;
+  readonly seqBuffer: SharedArrayBuffer;
+  readonly batchSize: number;
+  /** How long a task waits for a shard that is restarting before it fails (and its messages are retried). */
+  readonly shardWaitMs: number;
 }
 
-/** A batch of queue message bodies (encoded PushRequest), packed like DeliverBatch. */
+/** A batch of queue message bodies (encoded PushRequest), packed like Payloads. */
 export interface ProcessTask {
   /** Dispatch order: shards deliver tasks' frames in this order. */
   readonly seq: number;
   readonly buf: ArrayBuffer;
   readonly ends: Uint32Array;
-}
-
-export interface ProcessResult {
-  /** Indexes (into the task) of bodies that could not be decoded. */
-  readonly bad: number[];
-  /** Deliveries routed (one per card_id of each good message). */
-  readonly routed: number;
 }

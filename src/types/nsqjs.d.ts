@@ -1,4 +1,4 @@
-// nsqjs 0.13 ships no typings. Only what src/queue/nsq-*.ts uses, checked
+// nsqjs 0.13 ships no typings. Only what workers/processor/nsq-consumer.ts uses, checked
 // against node_modules/nsqjs/lib (reader.js, readerrdy.js, nsqdconnection.js,
 // message.js, config.js). The producer speaks the protocol itself
 // (src/queue/nsq-writer.ts), so nsqjs's Writer is not declared.
@@ -26,6 +26,10 @@ declare module 'nsqjs' {
     maxInFlight?: number;
     /** 0 = never discard. */
     maxAttempts?: number;
+    /** IDENTIFY output_buffer_timeout, ms (nsqd accepts --min-output-buffer-timeout and up; -1 = no timeout). */
+    outputBufferTimeout?: number;
+    /** IDENTIFY output_buffer_size, bytes (>= 64; -1 = unbuffered: nsqd writes every message at once). */
+    outputBufferSize?: number;
   }
 
   export class Message extends EventEmitter {

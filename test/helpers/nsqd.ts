@@ -15,6 +15,9 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
+/** The nsqd flags README recommends for pusher. */
+export const RECOMMENDED_FLAGS = ['--mem-queue-size=0', '--min-output-buffer-timeout=1ms'];
+
 const binaries = new Map<string, string>();
 
 function binary(name: 'nsqd' | 'nsqlookupd'): string {
@@ -80,17 +83,23 @@ export interface ChannelStats {
 export class Nsqd {
   private readonly daemon: Daemon;
 
-  private constructor(readonly tcpPort: number, readonly httpPort: number, readonly dataDir: string, lookupdTcp: string | null) {
+  private constructor(readonly tcpPort: number, readonly httpPort: number, readonly dataDir: string, lookupdTcp: string | null, stock: boolean) {
     const args = [
       `--tcp-address=127.0.0.1:${tcpPort}`, `--http-address=127.0.0.1:${httpPort}`, `--data-path=${dataDir}`, '--broadcast-address=127.0.0.1',
     ];
     if (lookupdTcp !== null) args.push(`--lookupd-tcp-address=${lookupdTcp}`);
+    // README's recommended flags: every acknowledged message on disk (survives
+    // SIGKILL), and short output buffering allowed (low latency).
+    if (!stock) args.push(...RECOMMENDED_FLAGS);
     this.daemon = new Daemon('nsqd', args, `${this.http}/ping`);
   }
 
-  /** Allocates ports and a data dir; starts nsqd unless `start` is false. */
-  static async create(t: Teardown, opts: { start?: boolean; lookupd?: Nsqlookupd } = {}): Promise<Nsqd> {
-    const n = new Nsqd(await freePort(), await freePort(), mkdtempSync(join(tmpdir(), 'pusher-nsqd-')), opts.lookupd?.tcp ?? null);
+  /**
+   * Allocates ports and a data dir; starts nsqd unless `start` is false.
+   * `stock`: nsqd's own defaults instead of README's recommended flags.
+   */
+  static async create(t: Teardown, opts: { start?: boolean; lookupd?: Nsqlookupd; stock?: boolean } = {}): Promise<Nsqd> {
+    const n = new Nsqd(await freePort(), await freePort(), mkdtempSync(join(tmpdir(), 'pusher-nsqd-')), opts.lookupd?.tcp ?? null, opts.stock === true);
     t.teardown(async () => {
       await n.stop('SIGKILL');
       rmSync(n.dataDir, { recursive: true, force: true });

@@ -2,6 +2,7 @@
 // on free ports, and gives tests real clients: `ws` for WebSocket, fetch for HTTP.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -9,15 +10,27 @@ import WebSocket from 'ws';
 export const ROOT = join(__dirname, '..', '..');
 export const MAIN = join(ROOT, 'dist', 'src', 'main.js');
 
-/** A port nobody listens on right now (the shared WebSocket port can't be 0). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port nobody listens on right now (the shared WebSocket port can't be 0).
+ * Picked at random below the kernel's ephemeral range: a port the kernel hands
+ * out (bind to 0) is soon reused as the source port of an outgoing connection,
+ * and tests open thousands of those, so it would be taken again before the
+ * server under test binds it.
+ */
+export async function freePort(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = Math.min(low ?? 32768, 65536);
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
+    if (await canBind(port)) return port;
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
   });
 }
 
@@ -37,6 +50,8 @@ export interface Running {
 
 export interface StartOptions {
   shards?: number;
+  /** The WebSocket port (a restarted server keeps its clients' address); free by default. */
+  wsPort?: number;
   sets?: string[];
   grpc?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -44,7 +59,7 @@ export interface StartOptions {
 
 /** Spawns the server and waits for its "pusher ready" line. */
 export async function startServer(opts: StartOptions = {}): Promise<Running> {
-  const [wsPort, httpPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
+  const [wsPort, httpPort, grpcPort] = [opts.wsPort ?? await freePort(), await freePort(), await freePort()];
   const args = [
     MAIN, '--config', join(ROOT, 'config.ini'),
     '--set', 'server.host=127.0.0.1',

@@ -1,7 +1,11 @@
-// Delivers DeliverBatch frames: to this shard's members, and, for groups this
-// shard owns, forwards to the shards holding the rest. Runs in a shard thread.
+// Delivers batches to this shard's members, and, for the groups this shard
+// owns, forwards them to the shards holding the other members. A processor's
+// batch is acknowledged only once those shards acknowledged their forwards, so
+// the processors' backpressure covers the peers' queues too. Runs in a shard
+// thread.
 
-import { F_DELIVER, type DeliverBatch } from '../../src/shared/frames';
+import type { MessagePort } from 'node:worker_threads';
+import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardAck, type ForwardBatch, type Payloads } from '../../src/shared/frames';
 import type { Registry, Socket } from './registry';
 
 export interface DeliveryCounters {
@@ -16,7 +20,7 @@ export interface DeliveryCounters {
 // The batch being delivered, for sendRun(): ws.cork() takes a callback, and a
 // module-level one with module-level arguments costs no closure per socket.
 let runWs: Socket;
-let runBatch: DeliverBatch;
+let runBatch: Payloads;
 let runViews: (Uint8Array | undefined)[];
 let runFrom = 0;
 let runTo = 0;
@@ -49,19 +53,60 @@ function sendRun(): void {
   }
 }
 
+/** A processor's batch waiting for the forwards it caused. */
+interface Task {
+  readonly seq: number;
+  readonly from: MessagePort;
+  remaining: number;
+}
+
+interface Forward {
+  readonly task: Task;
+  readonly peer: number;
+}
+
 export class Delivery {
   readonly counters: DeliveryCounters = { delivered: 0, undelivered: 0, dropped: 0 };
   /** Per peer shard: indexes (into the batch's cards) of groups to forward there; reused across batches. */
   private readonly forwards: number[][];
+  /** Forwards sent and not acknowledged yet, by id. */
+  private readonly unacked = new Map<number, Forward>();
+  private nextId = 1;
 
   constructor(private readonly registry: Registry) {
     this.forwards = Array.from({ length: registry.shards }, () => []);
   }
 
-  handle(batch: DeliverBatch): void {
+  /** A processor's batch for groups this shard owns: acknowledged on `from` once delivered everywhere. */
+  deliver(batch: DeliverBatch, from: MessagePort): void {
+    const task: Task = { seq: batch.seq, from, remaining: 0 };
+    if (this.write(batch, true)) this.forward(batch, task);
+    if (task.remaining === 0) ack(task);
+  }
+
+  /** An owner's forward: deliver to our members, then acknowledge on the owner's port. */
+  forwarded(batch: ForwardBatch, owner: MessagePort): void {
+    this.write(batch, false);
+    const frame: ForwardAck = { t: F_FORWARD_ACK, id: batch.id };
+    owner.postMessage(frame);
+  }
+
+  forwardAcked(id: number): void {
+    const f = this.unacked.get(id);
+    if (f === undefined) return;
+    this.unacked.delete(id);
+    if (--f.task.remaining === 0) ack(f.task);
+  }
+
+  /** A peer died: its members are gone with it, so what it had not acknowledged counts as done. */
+  peerGone(peer: number): void {
+    for (const [id, f] of this.unacked) if (f.peer === peer) this.forwardAcked(id);
+  }
+
+  /** Writes to local members; for owned groups, notes which peers hold the rest. Returns true if any must be forwarded. */
+  private write(batch: Payloads, owner: boolean): boolean {
     const { cards, offs } = batch;
     const { local, remote } = this.registry;
-    const forwarded = batch.seq === -1;
     let forwarding = false;
     runBatch = batch;
     runViews = new Array(batch.ends.length);
@@ -80,7 +125,7 @@ export class Delivery {
           else sendRun();
         }
       }
-      if (forwarded) continue;
+      if (!owner) continue;
       const rec = remote.get(card);
       if (rec !== undefined) {
         for (let s = 0; s < rec.length; s++) {
@@ -93,11 +138,11 @@ export class Delivery {
         this.counters.undelivered += offs[k + 1]! - offs[k]!;
       }
     }
-    if (forwarding) this.forward(batch);
+    return forwarding;
   }
 
-  /** Sends each peer the groups it holds members of, as a batch of its own (seq -1: no re-routing). */
-  private forward(batch: DeliverBatch): void {
+  /** Sends each peer the groups it holds members of, as a batch of its own. */
+  private forward(batch: DeliverBatch, task: Task): void {
     const { peers } = this.registry;
     for (let s = 0; s < peers.length; s++) {
       const list = this.forwards[s]!;
@@ -116,11 +161,19 @@ export class Delivery {
           const k = list[i]!;
           msgs.set(batch.msgs.subarray(batch.offs[k]!, batch.offs[k + 1]!), offs[i]!);
         }
+        const id = this.nextId++;
+        this.unacked.set(id, { task, peer: s });
+        task.remaining++;
         const buf = batch.buf.slice(0);
-        const frame: DeliverBatch = { t: F_DELIVER, seq: -1, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs };
+        const frame: ForwardBatch = { t: F_FORWARD, id, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs };
         port.postMessage(frame, [buf]);
       }
       list.length = 0;
     }
   }
+}
+
+function ack(task: Task): void {
+  const frame: AckFrame = { t: F_ACK, seq: task.seq };
+  task.from.postMessage(frame);
 }

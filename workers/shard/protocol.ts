@@ -14,6 +14,30 @@ export function closeWith(ws: Socket, code: WsErrorCode): void {
   ws.end(WsErrors[code].close, code);
 }
 
+/**
+ * Answers a join or ping with "ok", in request order: while a join waits for
+ * its group's owner (see registry.ts), later answers wait behind it.
+ */
+function reply(ws: Socket): void {
+  const ud = ws.getUserData();
+  if (ud.unconfirmed > 0) ud.owed++;
+  else ws.send(OK_FRAME, false, false);
+}
+
+/** The owners acknowledged these joins: send the answers they held back. */
+export function confirmJoins(sockets: readonly Socket[]): void {
+  for (const ws of sockets) {
+    const ud = ws.getUserData();
+    if (ud.closed || --ud.unconfirmed > 0) continue;
+    const n = ud.owed;
+    ud.owed = 0;
+    if (n === 1) ws.send(OK_FRAME, false, false);
+    else if (n > 1) ws.cork(() => {
+      for (let i = 0; i < n; i++) ws.send(OK_FRAME, false, false);
+    });
+  }
+}
+
 function validId(v: unknown, maxLen: number, optional: boolean): v is string {
   if (v === undefined && optional) return true;
   return typeof v === 'string' && (v.length > 0 || optional) && v.length <= maxLen;
@@ -38,7 +62,7 @@ export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdL
   const { event, data } = msg as { event: string; data?: unknown };
   switch (event) {
     case 'ping':
-      ws.send(OK_FRAME, false, false);
+      reply(ws);
       return;
     case 'join': {
       const d = (data !== null && typeof data === 'object' ? data : {}) as { card_id?: unknown; app_id?: unknown };
@@ -50,10 +74,10 @@ export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdL
       if (ud.card !== d.card_id) {
         if (ud.card !== '') registry.leave(ws, ud.card);
         ud.card = d.card_id;
-        registry.join(ws, ud.card);
+        if (!registry.join(ws, ud.card)) ud.unconfirmed++;
       }
       ud.app = d.app_id ?? '';
-      ws.send(OK_FRAME, false, false);
+      reply(ws);
       return;
     }
     default:

@@ -1,11 +1,19 @@
 // A shard's view of the groups: its local members of every group, and, for the
 // groups it owns (ownerOf(card) === index), how many members every other shard
 // has. Runs inside a shard thread only.
+//
+// A join is confirmed ("ok") only once the group's owner knows of the new
+// member: a push accepted after the ok is routed to the owner, which must
+// forward it here. So a join on a shard that does not own the group waits for
+// the owner's MembersAck (one thread round trip, batched per event-loop turn).
+// While the owner is restarting the ok goes out at once: the restarted owner
+// delivers nothing before this shard has synced its members to it.
 
 import type { MessagePort } from 'node:worker_threads';
 import type { WebSocket } from 'uWebSockets.js';
 import { ownerOf } from '../../src/shared/hash';
-import { F_MEMBERS, type MembersUpdate } from '../../src/shared/frames';
+import { F_MEMBERS, F_MEMBERS_ACK, type MembersAck, type MembersUpdate } from '../../src/shared/frames';
+import { onceATurn } from '../../src/shared/once-a-turn';
 
 /** Fixed-shape per-connection state kept in uWS user data. */
 export interface SocketData {
@@ -14,9 +22,16 @@ export interface SocketData {
   app: string;
   /** Set in the close handler: a closed uWS socket throws when touched. */
   closed: boolean;
+  /** Joins waiting for their owner's acknowledgement. */
+  unconfirmed: number;
+  /** "ok" answers held back until then. */
+  owed: number;
 }
 
 export type Socket = WebSocket<SocketData>;
+
+/** Confirms joins whose owner acknowledged (or can't need to). */
+export type Confirm = (sockets: readonly Socket[]) => void;
 
 export class Registry {
   /** card_id -> this shard's connections in that group. */
@@ -30,18 +45,26 @@ export class Registry {
   readonly peers: (MessagePort | null)[];
   /** Member counts waiting to be sent, per owner: card_id -> local count. */
   private readonly pending: (Map<string, number> | null)[];
-  private flushScheduled = false;
+  /** Joins waiting for the next update to their owner, per owner. */
+  private readonly joining: Socket[][];
+  /** Joins waiting for the owner's MembersAck, per owner: update id -> sockets. */
+  private readonly unconfirmed: Map<number, Socket[]>[];
+  private nextId = 1;
+  private readonly flushSoon = onceATurn(() => this.flush());
 
-  constructor(readonly index: number, readonly shards: number) {
+  constructor(readonly index: number, readonly shards: number, private readonly confirm: Confirm) {
     this.peers = new Array<MessagePort | null>(shards).fill(null);
     this.pending = new Array<Map<string, number> | null>(shards).fill(null);
+    this.joining = Array.from({ length: shards }, () => []);
+    this.unconfirmed = Array.from({ length: shards }, () => new Map());
   }
 
   private present(card: string): boolean {
     return this.local.has(card) || this.remote.has(card);
   }
 
-  join(ws: Socket, card: string): void {
+  /** Adds `ws` to `card`; returns true when the join is confirmed now, else `confirm` is called later. */
+  join(ws: Socket, card: string): boolean {
     let set = this.local.get(card);
     const owner = ownerOf(card, this.shards);
     if (set === undefined) {
@@ -51,7 +74,11 @@ export class Registry {
       if (owner === this.index && !was) this.owned++;
     }
     set.add(ws);
-    if (owner !== this.index) this.report(owner, card, set.size);
+    if (owner === this.index) return true;
+    this.report(owner, card, set.size);
+    if (this.peers[owner] === null) return true;
+    this.joining[owner]!.push(ws);
+    return false;
   }
 
   leave(ws: Socket, card: string): void {
@@ -65,10 +92,21 @@ export class Registry {
     if (owner !== this.index) this.report(owner, card, set.size);
   }
 
-  /** Applies a peer's member counts for groups this shard owns. */
+  /** Applies a peer's member counts for groups this shard owns, and acknowledges them. */
   applyMembers(from: number, update: MembersUpdate): void {
     const { cards, counts } = update;
     for (let i = 0; i < cards.length; i++) this.setRemote(cards[i]!, from, counts[i]!);
+    const ack: MembersAck = { t: F_MEMBERS_ACK, id: update.id };
+    this.peers[from]?.postMessage(ack);
+  }
+
+  /** The owner `from` applied update `id`: the joins it carried are confirmed. */
+  membersAcked(from: number, id: number): void {
+    const waiting = this.unconfirmed[from]!;
+    const sockets = waiting.get(id);
+    if (sockets === undefined) return;
+    waiting.delete(id);
+    this.confirm(sockets);
   }
 
   private setRemote(card: string, from: number, count: number): void {
@@ -85,18 +123,28 @@ export class Registry {
     if (before !== after) this.owned += after ? 1 : -1;
   }
 
-  /** A peer died: its members are gone. */
+  /** A peer died: its members are gone, and joins waiting for it are confirmed (see the top). */
   dropPeer(peer: number): void {
     this.peers[peer] = null;
     this.pending[peer] = null;
     for (const card of [...this.remote.keys()]) this.setRemote(card, peer, 0);
+    this.confirmAll(peer);
   }
 
-  /** A (re)started peer owns groups we have members of: tell it how many. */
-  announceTo(peer: number): void {
+  /** A (re)started peer: tell it our members of the groups it owns (a sync, even when empty). */
+  attachPeer(peer: number, port: MessagePort): void {
+    this.peers[peer]?.close();
+    this.peers[peer] = port;
+    this.pending[peer] = null;
+    const cards: string[] = [];
+    const counts: number[] = [];
     for (const [card, set] of this.local) {
-      if (ownerOf(card, this.shards) === peer) this.report(peer, card, set.size);
+      if (ownerOf(card, this.shards) === peer) {
+        cards.push(card);
+        counts.push(set.size);
+      }
     }
+    this.send(peer, port, true, cards, counts);
   }
 
   /** Members of an owned group across all shards (-1: no such group). */
@@ -115,26 +163,40 @@ export class Registry {
     let map = this.pending[owner];
     if (map == null) this.pending[owner] = map = new Map();
     map.set(card, count);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(flushRegistry, this);
-    }
+    this.flushSoon();
   }
 
-  flush(): void {
-    this.flushScheduled = false;
+  private flush(): void {
     for (let owner = 0; owner < this.shards; owner++) {
       const map = this.pending[owner];
-      const port = this.peers[owner];
       if (map == null || map.size === 0) continue;
       this.pending[owner] = null;
-      if (port == null) continue; // owner restarting: it gets announceTo() when back
-      const frame: MembersUpdate = { t: F_MEMBERS, cards: [...map.keys()], counts: [...map.values()] };
-      port.postMessage(frame);
+      const port = this.peers[owner];
+      // Owner restarting: it gets our members when it is back (attachPeer).
+      if (port == null) this.confirmAll(owner);
+      else this.send(owner, port, false, [...map.keys()], [...map.values()]);
     }
   }
-}
 
-function flushRegistry(registry: Registry): void {
-  registry.flush();
+  private send(owner: number, port: MessagePort, sync: boolean, cards: string[], counts: number[]): void {
+    const id = this.nextId++;
+    const joins = this.joining[owner]!;
+    if (joins.length > 0) {
+      this.unconfirmed[owner]!.set(id, joins);
+      this.joining[owner] = [];
+    }
+    const frame: MembersUpdate = { t: F_MEMBERS, id, sync, cards, counts };
+    port.postMessage(frame);
+  }
+
+  private confirmAll(owner: number): void {
+    const waiting = this.unconfirmed[owner]!;
+    for (const sockets of waiting.values()) this.confirm(sockets);
+    waiting.clear();
+    const joins = this.joining[owner]!;
+    if (joins.length > 0) {
+      this.joining[owner] = [];
+      this.confirm(joins);
+    }
+  }
 }

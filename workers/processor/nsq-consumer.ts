@@ -1,0 +1,204 @@
+// The NSQ consumer of one processor thread (queue.driver = nsq): an nsqjs
+// Reader on the node's topic/channel. What arrives in one event-loop turn
+// becomes one batch (at most processor.batch_size); at most MAX_TASKS batches
+// are out at once, the rest waits here (nsqd's RDY, this thread's share of
+// queue.max_in_flight, bounds it). A batch is answered only after the shards
+// acknowledged delivery: FIN, or REQ with a delay (no nsqjs backoff, which
+// would set every connection to RDY 0 for a plain retry).
+
+import type { Writable } from 'node:stream';
+import { Reader, type Message } from 'nsqjs';
+import type { ConsumeOptions, ConsumerStats } from '../../src/shared/frames';
+import type { Logger } from '../../src/shared/log';
+import { onceATurn } from '../../src/shared/once-a-turn';
+import { IdleWaiter } from '../../src/shared/lifecycle';
+
+/** Batches being delivered at once: the next one is routed while the shards write the last. */
+const MAX_TASKS = 2;
+
+const READER_OPTIONS = {
+  // nsqjs reconnects to nsqd_tcp addresses (and queries nsqlookupd) only on
+  // this interval, in seconds (default 60): after an nsqd restart we consume
+  // again within a second.
+  lookupdPollInterval: 1,
+  // Never discard: undecodable bodies are finished by the router, and a
+  // failed batch is retried with backoff.
+  maxAttempts: 0,
+  // A message not answered within 30 s is redelivered (a crashed or hung
+  // node); batches settle in milliseconds, so no touch() is needed.
+  messageTimeout: 30_000,
+  // Heartbeats every 5 s, a silent socket closed after 15 s.
+  heartbeatInterval: 5,
+  idleTimeout: 15,
+};
+
+/** Delivers a batch of bodies; rejects when it could not (the batch is then requeued). */
+export type Deliver = (bodies: Buffer[]) => Promise<void>;
+
+/** Retry delay of a failed batch: grows with attempts, capped. */
+export function backoff(attempts: number): number {
+  return Math.min(100 * 2 ** attempts, 30_000);
+}
+
+export class NsqConsumer {
+  private reader: Reader;
+  /** Received and not yet in a batch. */
+  private pending: Message[] = [];
+  private running = 0;
+  private inBatches = 0;
+  private stopping = false;
+  private readonly connections = new Set<string>();
+  private readonly idle = new IdleWaiter(() => this.running === 0);
+  private readonly flushSoon = onceATurn(() => this.flush());
+  readonly counters = { messages: 0, batches: 0, requeued: 0 };
+
+  constructor(private readonly opts: ConsumeOptions, private readonly batchSize: number, private readonly deliver: Deliver, private readonly log: Logger) {
+    this.reader = this.connect(opts.outputBufferTimeout < 0 ? { outputBufferSize: -1 } : { outputBufferTimeout: opts.outputBufferTimeout });
+  }
+
+  private connect(buffering: { outputBufferSize: number } | { outputBufferTimeout: number }): Reader {
+    const { topic, channel, nsqdTcp, lookupdHttp, maxInFlight } = this.opts;
+    const reader = new Reader(topic, channel, {
+      ...READER_OPTIONS, ...buffering, nsqdTCPAddresses: [...nsqdTcp], lookupdHTTPAddresses: [...lookupdHttp], maxInFlight,
+    });
+    reader.on('message', (msg) => this.onMessage(msg));
+    reader.on('nsqd_connected', (host, port) => {
+      this.connections.add(`${host}:${port}`);
+      this.log.debug('consuming from nsqd', { nsqd: `${host}:${port}`, topic, channel });
+    });
+    reader.on('nsqd_closed', (host, port) => {
+      // Also emitted for every failed connection attempt; the producer reports those outages.
+      if (this.connections.delete(`${host}:${port}`) && !this.stopping) {
+        this.log.warn('lost the consumer connection to nsqd; reconnecting', { code: 'PUSH_ERR_QUEUE_UNAVAILABLE', nsqd: `${host}:${port}` });
+      }
+    });
+    reader.on('error', (err) => {
+      if (/output buffer timeout .* is invalid/.test(err.message) && reader === this.reader) {
+        this.unbuffered(err.message);
+        return;
+      }
+      // nsqd's own errors (E_FIN_FAILED, E_BAD_TOPIC, ...) carry their code first; socket
+      // errors repeat on every reconnect attempt and end in 'nsqd_closed', logged above.
+      const code = /^E_[A-Z_]+/.exec(err.message)?.[0];
+      if (code !== undefined) this.log.warn('nsqd consumer error', { code, error: err.message });
+      else this.log.debug('nsqd consumer connection error', { code: 'PUSH_ERR_QUEUE_UNAVAILABLE', error: err.message });
+    });
+    reader.connect();
+    return reader;
+  }
+
+  /**
+   * nsqd refused our output_buffer_timeout (it allows no less than its
+   * --min-output-buffer-timeout, 25 ms by default). Waiting that long per
+   * message is the latency this setting exists to avoid, so consume unbuffered
+   * instead (nsqd writes every message at once: more syscalls in nsqd).
+   */
+  private unbuffered(reason: string): void {
+    this.log.warn('nsqd refuses queue.output_buffer_timeout; consuming unbuffered (start nsqd with --min-output-buffer-timeout=1ms to allow it)', {
+      code: 'PUSH_ERR_QUEUE_CONFIG', error: reason,
+    });
+    const old = this.reader;
+    this.reader = this.connect({ outputBufferSize: -1 });
+    old.close();
+  }
+
+  stats(routed: number, undecodable: number): ConsumerStats {
+    const c = this.counters;
+    return {
+      messages: c.messages, batches: c.batches, requeued: c.requeued, routed, undecodable,
+      inFlight: this.inBatches + this.pending.length, connected: this.connections.size > 0,
+    };
+  }
+
+  private onMessage(msg: Message): void {
+    if (this.stopping) {
+      // Sent before nsqd saw RDY 0: give it back at once.
+      msg.requeue(0, false);
+      return;
+    }
+    this.pending.push(msg);
+    if (this.pending.length >= this.batchSize) this.flush();
+    else this.flushSoon();
+  }
+
+  private flush(): void {
+    while (this.pending.length > 0 && this.running < MAX_TASKS && !this.stopping) {
+      const msgs = this.pending.length <= this.batchSize ? this.pending : this.pending.slice(0, this.batchSize);
+      this.pending = msgs === this.pending ? [] : this.pending.slice(this.batchSize);
+      this.run(msgs);
+    }
+  }
+
+  private run(msgs: Message[]): void {
+    this.running++;
+    this.inBatches += msgs.length;
+    this.counters.batches++;
+    this.counters.messages += msgs.length;
+    // Message.body slices the frame on every access: take it once.
+    const bodies = msgs.map((m) => m.body);
+    this.deliver(bodies).then(
+      () => this.settle(msgs, false),
+      (err: Error) => {
+        this.counters.requeued += msgs.length;
+        this.log.warn('delivery failed; batch requeued', { error: err.message, messages: msgs.length });
+        this.settle(msgs, true);
+      },
+    );
+  }
+
+  /** FIN (or REQ) a batch. */
+  private settle(msgs: readonly Message[], requeue: boolean): void {
+    // nsqjs writes every FIN/REQ as its own socket write (a syscall each, on a
+    // nextTick after finish()). Corking the Reader's sockets until after those
+    // ticks turns a batch's answers into one writev per connection. The uncork
+    // tick is queued after every respond tick queued here (nextTick is FIFO).
+    const sockets = readerSockets(this.reader);
+    for (const s of sockets) s.cork();
+    if (requeue) {
+      // nsqd counts this delivery; attempts - 1 earlier ones failed.
+      for (const m of msgs) m.requeue(backoff(m.attempts - 1), false);
+    } else {
+      for (const m of msgs) m.finish();
+    }
+    if (sockets.length > 0) process.nextTick(uncork, sockets);
+    this.running--;
+    this.inBatches -= msgs.length;
+    this.flush();
+    this.idle.poke();
+  }
+
+  /**
+   * Stops taking messages, waits until the batches out are settled (or
+   * `deadline`, epoch ms), then closes the Reader: what it still holds goes
+   * back to nsqd with the connection. Resolves with the number unsettled.
+   */
+  async stop(deadline: number): Promise<number> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.reader.pause();
+      for (const m of this.pending) m.requeue(0, false);
+      this.pending = [];
+    }
+    await this.idle.wait(deadline - Date.now());
+    const unsettled = this.inBatches;
+    // nsqjs writes FIN/REQ on the next tick and destroys the socket right
+    // after sending CLS: let those writes go out first.
+    await new Promise((resolve) => setImmediate(resolve));
+    this.reader.close();
+    return unsettled;
+  }
+}
+
+/** The sockets of the Reader's subscribed connections (nsqjs internals, see src/types/nsqjs.d.ts). */
+function readerSockets(reader: Reader): Writable[] {
+  const sockets: Writable[] = [];
+  for (const c of reader.readerRdy.connections) {
+    // Gone (deleted) once the connection closed.
+    if (c.conn.conn !== undefined) sockets.push(c.conn.conn);
+  }
+  return sockets;
+}
+
+function uncork(sockets: readonly Writable[]): void {
+  for (const s of sockets) s.uncork();
+}
