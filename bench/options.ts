@@ -40,6 +40,8 @@ export interface Options {
   /** host:port of an external server's inspector (node --inspect=host:port), for the connections scenario's forced GCs. */
   serverInspect: string | null;
   sets: string[];
+  /** Extra nsqd flags for --driver nsq, after the bench's own (a repeated flag: the last wins). */
+  nsqdArgs: string[];
   serverCpuProf: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
   name: string;
@@ -68,6 +70,7 @@ scenarios: connections | push | fanout | sustained   (see bench/README.md)
   --server-inspect H:P    connections with --target: the server's inspector (node --inspect=H:P), to force GCs
   --steps a,b,c           connections: measure memory at these counts (default: 6 even steps up to N, 4 with --quick)
   --set section.key=value extra server config (repeatable)
+  --nsqd-arg FLAG         extra nsqd flag, e.g. --nsqd-arg --mem-queue-size=0 (repeatable)
   --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
   --name NAME             result file name: bench/results/NAME.{json,svg}`;
 
@@ -75,7 +78,7 @@ function defaults(scenario: Scenario, quick: boolean): Options {
   const o: Options = {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
-    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], serverCpuProf: false, name: '',
+    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false, name: '',
   };
   switch (scenario) {
     case 'connections':
@@ -184,6 +187,7 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--app-mix': o.appMix = appMix(next() ?? ''); break;
       case '--target': o.target = next() ?? null; break;
       case '--set': o.sets.push(next() ?? ''); break;
+      case '--nsqd-arg': o.nsqdArgs.push(next() ?? ''); break;
       case '--name': o.name = next() ?? ''; break;
       default: throw new Error(`unknown option "${flag}"`);
     }

@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const name = o.name !== '' ? o.name : `${o.scenario}-${stamp(started)}`;
   const profileDir = o.serverCpuProf && o.target === null ? join(RESULTS_DIR, `profile-${name}`) : null;
-  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd() : null;
+  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd(o.nsqdArgs) : null;
   let server: ServerHandle | null = null;
   let fleet: Fleet | null = null;
   let summary: Record<string, unknown>;

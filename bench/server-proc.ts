@@ -176,7 +176,7 @@ export interface Nsqd {
 }
 
 /** nsqd on free ports with a temporary data dir (scripts/nsqd.sh builds v1.3.0 on first use). */
-export async function startNsqd(): Promise<Nsqd> {
+export async function startNsqd(extraArgs: readonly string[] = []): Promise<Nsqd> {
   const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const [tcp, http] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-nsqd-'));
@@ -185,7 +185,7 @@ export async function startNsqd(): Promise<Nsqd> {
     // spills the rest to disk, from where it delivers them interleaved with newer
     // ones: a backlog of a few seconds then showed a p99 of 3.3 s instead of
     // 0.5 s. The memory driver's default capacity, as a production nsqd should run.
-    '--mem-queue-size=100000'];
+    '--mem-queue-size=100000', ...extraArgs];
   const child = new Child(spawn(join(bin, 'nsqd'), args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'nsqd');
   await waitHttp(`http://127.0.0.1:${http}/ping`, child);
   return {

