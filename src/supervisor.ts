@@ -12,6 +12,8 @@ import { PushError } from './errors';
 const QUERY_TIMEOUT_MS = 5_000;
 const STOP_TIMEOUT_MS = 10_000;
 const RESTART_DELAY_MS = 100;
+/** Gap numbers remembered for shards started later (a few per failed task or dead processor). */
+const MAX_GAPS = 65_536;
 
 interface Slot {
   worker: Worker | null;
@@ -34,6 +36,12 @@ export class Supervisor {
   private readonly pending = new Map<number, Pending>();
   private nextQuery = 1;
   private stopping = false;
+  /**
+   * Numbers declared gaps, newest last (bounded): a shard started later must
+   * hear of those at or after its firstSeq too, since whoever handled them
+   * will not re-send them.
+   */
+  private gaps: number[] = [];
   private readonly entry = join(__dirname, '..', 'workers', 'shard.js');
 
   /** `firstSeq()`: where a shard started now begins delivering in order (the oldest task not finished). */
@@ -58,6 +66,7 @@ export class Supervisor {
       index, shards: this.slots.length, host: s.host, wsPort: s.wsPort, maxPayload: s.maxPayload,
       idleTimeout: s.idleTimeout, maxBackpressure: s.maxBackpressure, maxIdLength: this.config.push.maxIdLength,
       logLevel: this.config.log.level, firstSeq, processors: [...this.processors.values()], peers,
+      gaps: this.gaps.filter((seq) => seq >= firstSeq),
     };
     const slot = this.slots[index]!;
     const gen = ++slot.gen;
@@ -144,6 +153,8 @@ export class Supervisor {
 
   /** These tasks will send nothing more (they failed, or their processor died): no shard waits for them. */
   gap(seqs: readonly number[]): void {
+    this.gaps.push(...seqs);
+    if (this.gaps.length > MAX_GAPS) this.gaps = this.gaps.slice(-MAX_GAPS / 2);
     for (const s of this.slots) if (s.worker !== null) this.send(s.worker, { t: 'gap', seqs });
   }
 

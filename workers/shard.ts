@@ -31,6 +31,8 @@ const expectedProcessors = new Set(init.processors);
 const expectedPeers = new Set(init.peers);
 const sequencer = new Sequencer(init.firstSeq, expectedProcessors.size + expectedPeers.size, (batch, from) => delivery.deliver(batch, from));
 
+for (const seq of init.gaps) sequencer.gap(seq);
+
 function processorReady(slot: number): void {
   if (expectedProcessors.delete(slot)) sequencer.openGate();
 }

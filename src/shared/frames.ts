@@ -126,6 +126,8 @@ export interface ShardInit {
   readonly processors: readonly number[];
   /** Peer shards alive at spawn: each sends its members of the groups this shard owns (sync). */
   readonly peers: readonly number[];
+  /** Task numbers from firstSeq on already declared gaps (see MainToShard 'gap'). */
+  readonly gaps: readonly number[];
 }
 
 /** Questions the main thread asks a shard, and the type of each answer. */

@@ -15,6 +15,14 @@ import { IdleWaiter } from '../../src/shared/lifecycle';
 
 /** Batches being delivered at once: the next one is routed while the shards write the last. */
 const MAX_TASKS = 2;
+/**
+ * On stop, how long no message may have arrived before the connection is
+ * closed. nsqd may have sent messages before it read our RDY 0; nsqjs's close
+ * destroys the socket at once, and what was still on its way would sit in
+ * flight in nsqd until messageTimeout. Arriving while we stop, they are
+ * requeued at once instead.
+ */
+const QUIET_MS = 100;
 
 const READER_OPTIONS = {
   // nsqjs reconnects to nsqd_tcp addresses (and queries nsqlookupd) only on
@@ -47,6 +55,7 @@ export class NsqConsumer {
   private running = 0;
   private inBatches = 0;
   private stopping = false;
+  private lastArrival = 0;
   private readonly connections = new Set<string>();
   private readonly idle = new IdleWaiter(() => this.running === 0);
   private readonly flushSoon = onceATurn(() => this.flush());
@@ -111,6 +120,7 @@ export class NsqConsumer {
   }
 
   private onMessage(msg: Message): void {
+    this.lastArrival = Date.now();
     if (this.stopping) {
       // Sent before nsqd saw RDY 0: give it back at once.
       msg.requeue(0, false);
@@ -180,6 +190,9 @@ export class NsqConsumer {
       this.pending = [];
     }
     await this.idle.wait(deadline - Date.now());
+    while (Date.now() - this.lastArrival < QUIET_MS && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, QUIET_MS - (Date.now() - this.lastArrival)));
+    }
     const unsettled = this.inBatches;
     // nsqjs writes FIN/REQ on the next tick and destroys the socket right
     // after sending CLS: let those writes go out first.
