@@ -33,6 +33,13 @@ declare module 'nsqjs' {
   }
 
   export class Message extends EventEmitter {
+    static readonly RESPOND: string;
+    static readonly BACKOFF: string;
+    static readonly FINISH: number;
+    static readonly REQUEUE: number;
+    constructor(rawMessage: Buffer, requeueDelay: number, msgTimeout: number, maxMsgTimeout: number);
+    /** Arms a timer that sets a timedOut flag (replaced in workers/processor/nsqjs-tuning.ts). */
+    trackTimeout(): void;
     readonly id: string;
     /** Deliveries so far, this one included (1 = first). */
     readonly attempts: number;
@@ -43,6 +50,18 @@ declare module 'nsqjs' {
     /** `backoff` defaults to true, which puts the whole Reader into backoff (RDY 0). */
     requeue(delayMs?: number, backoff?: boolean): void;
     touch(): void;
+  }
+
+  /** One nsqd connection (lib/nsqdconnection.js); only what nsqjs-tuning.ts replaces and calls. */
+  export class NSQDConnection extends EventEmitter {
+    static readonly FINISHED: string;
+    static readonly REQUEUED: string;
+    static readonly BACKOFF: string;
+    readonly config: { readonly requeueDelay: number };
+    readonly msgTimeout: number;
+    readonly maxMsgTimeout: number;
+    write(data: Buffer): void;
+    createMessage(payload: Buffer): Message;
   }
 
   export class Reader extends EventEmitter {
@@ -61,5 +80,13 @@ declare module 'nsqjs' {
     on(event: 'message', listener: (msg: Message) => void): this;
     on(event: 'error', listener: (err: Error) => void): this;
     on(event: 'nsqd_connected' | 'nsqd_closed', listener: (host: string, port: number) => void): this;
+  }
+}
+
+declare module 'nsqjs/lib/readerrdy' {
+  /** A connection's RDY state machine (node-state): BACKOFF, ONE, MAX, ... */
+  export class ConnectionRdy {
+    readonly statemachine: { readonly current_state_name: string };
+    bump(): void;
   }
 }

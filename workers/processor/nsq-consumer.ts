@@ -8,6 +8,7 @@
 
 import type { Writable } from 'node:stream';
 import { Reader, type Message } from 'nsqjs';
+import './nsqjs-tuning';
 import type { ConsumeOptions, ConsumerStats } from '../../src/shared/frames';
 import type { Logger } from '../../src/shared/log';
 import { onceATurn } from '../../src/shared/once-a-turn';
