@@ -76,7 +76,7 @@ export class Server {
     await this.processors.drain(DRAIN_TIMEOUT_MS);
     await this.supervisor.close();
     await this.queue.close();
-    this.gateway.close();
+    await this.gateway.close();
     await this.processors.close();
     this.log.info('stopped');
   }
