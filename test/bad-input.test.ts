@@ -2,6 +2,7 @@
 // harms neither the other connections nor the process.
 
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { get, pipeline } from './helpers/raw-http';
@@ -146,6 +147,28 @@ t.test('http: a head over 16 KiB or with over 100 headers is 431 PUSH_ERR_HEADER
     t.equal(JSON.parse(r.finals[0]?.body ?? '{}').error, 'PUSH_ERR_HEADERS_TOO_LARGE', what);
     t.equal(r.closed, true, `${what}: closed`);
   }
+});
+
+t.test('http: a request head that trickles in does not hold the connection: closed after the 10 s idle time', async (t) => {
+  const socket = connect({ port: server.httpPort, host: '127.0.0.1' });
+  const head = `GET /system HTTP/1.1\r\nHost: test\r\nX-Slow: ${'s'.repeat(200)}`;
+  let sent = 0;
+  let answer = '';
+  socket.on('data', (d: Buffer) => (answer += d.toString()));
+  socket.on('error', () => undefined);
+  // One byte every 200 ms: far below any size limit, never the end of a head.
+  const timer = setInterval(() => {
+    if (sent < head.length) socket.write(head[sent++]!);
+  }, 200);
+  const closedBy = await new Promise<string>((resolve) => {
+    socket.on('close', () => resolve('server'));
+    setTimeout(() => resolve('test'), 20_000);
+  });
+  clearInterval(timer);
+  socket.destroy();
+  t.equal(closedBy, 'server', 'the server closed it');
+  t.ok(sent < head.length, `while the head was still arriving (${sent} of ${head.length} bytes)`);
+  t.equal(answer, '', 'without an answer: no request was read');
 });
 
 t.test('http: a chunked push (with a chunk extension and a trailer) is accepted', async (t) => {

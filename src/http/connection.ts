@@ -234,6 +234,7 @@ export class Connection implements ParserSink {
   pump(): void {
     if (this.phase >= Phase.Ended) return;
     const q = this.queue;
+    const before = this.first;
     while (this.first < q.length) {
       const x = q[this.first]!;
       if (x.interim !== null) {
@@ -250,9 +251,10 @@ export class Connection implements ParserSink {
       }
     }
     if (this.first === q.length) {
+      // The last answer is out: the idle time starts now.
+      if (this.first > before && this.phase === Phase.Open) this.deadline = Date.now() + this.idleMs;
       q.length = 0;
       this.first = 0;
-      if (this.phase === Phase.Open) this.deadline = Date.now() + this.idleMs;
     }
     if (this.out !== '' && !this.inDirty) {
       this.inDirty = true;
