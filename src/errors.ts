@@ -34,6 +34,8 @@ export const ApiErrors = {
   PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"pushes" must hold at least one push' },
   PUSH_ERR_MISSING_CARD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'query parameter cardID is required' },
   PUSH_ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request body is larger than gateway.max_body bytes' },
+  PUSH_ERR_BAD_HTTP: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'malformed HTTP/1.1 request' },
+  PUSH_ERR_HEADERS_TOO_LARGE: { http: 431, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request line and headers are too large' },
   PUSH_ERR_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, message: 'no such route' },
   PUSH_ERR_METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED, message: 'method not allowed on this route' },
   PUSH_ERR_QUEUE_FULL: { http: 503, grpc: GrpcStatus.UNAVAILABLE, message: 'the push queue is full; retry later' },
@@ -71,6 +73,16 @@ export const WsErrors = {
 } as const;
 
 export type WsErrorCode = keyof typeof WsErrors;
+
+/**
+ * Codes that only appear in log lines (`code=...`): events an operator should
+ * be able to grep for, which no caller is answered with.
+ */
+export const LogErrors = {
+  PUSH_ERR_BAD_MESSAGE: 'a queue message is not a protobuf PushRequest; it is finished (never retried) and counted as processors.undecodable',
+  PUSH_ERR_SHUTDOWN_UNDELIVERED: 'a shutdown ran out of server.drain_timeout; the line says how many accepted pushes were not delivered',
+  PUSH_ERR_QUEUE_CONFIG: 'nsqd refuses a consumer setting (queue.output_buffer_timeout); the line says what the consumer does instead',
+} as const;
 
 /** Start-up errors: one line on stderr, then exit code 2. */
 export const StartupErrors = {

@@ -109,7 +109,7 @@ export class Server {
     await grpcClosed;
     await this.supervisor.close();
     await this.queue.close();
-    this.gateway.close();
+    await this.gateway.close();
     await this.processors.close();
     this.log.info('stopped');
   });

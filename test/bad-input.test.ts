@@ -2,8 +2,10 @@
 // harms neither the other connections nor the process.
 
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
+import { get, pipeline } from './helpers/raw-http';
 import { Client, getJson, postJson, startServer, type Running } from './helpers/server';
 
 let server: Running;
@@ -100,7 +102,8 @@ t.test('http: body over gateway.max_body is 413 PUSH_ERR_BODY_TOO_LARGE', async 
   t.equal(res.status, 413);
   t.equal(res.body.error, 'PUSH_ERR_BODY_TOO_LARGE');
   // Chunked upload with no Content-Length: caught while reading, answered
-  // before the client finished sending (the server then closes the connection).
+  // before the client finished sending (the server reads and drops the rest,
+  // then closes the connection).
   const status = await new Promise<number>((resolve, reject) => {
     const req = request(`${server.http}/push`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
       res.resume();
@@ -111,6 +114,71 @@ t.test('http: body over gateway.max_body is 413 PUSH_ERR_BODY_TOO_LARGE', async 
     req.end();
   });
   t.equal(status, 413);
+});
+
+t.test('http: malformed requests are 400 PUSH_ERR_BAD_HTTP, and the connection closes', async (t) => {
+  const bad: [string, string][] = [
+    ['no target', 'GET\r\n\r\n'],
+    ['HTTP/2.0', 'GET / HTTP/2.0\r\n\r\n'],
+    ['target not starting with /', 'GET nope HTTP/1.1\r\n\r\n'],
+    ['header without a colon', 'GET / HTTP/1.1\r\nHost test\r\n\r\n'],
+    ['folded header line', 'GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n'],
+    ['bare LF', 'GET / HTTP/1.1\nHost: a\r\n\r\n'],
+    ['two different Content-Length', 'POST /push HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}'],
+    ['Content-Length and Transfer-Encoding', 'POST /push HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}'],
+    ['Transfer-Encoding gzip', 'POST /push HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n'],
+    ['Content-Length not a number', 'POST /push HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n'],
+    ['bad chunk size', 'POST /push HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+    ['chunk data without CRLF', 'POST /push HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n'],
+  ];
+  for (const [what, req] of bad) {
+    const r = await pipeline(server.httpPort, [req]);
+    t.equal(r.finals[0]?.status, 400, `${what}: 400`);
+    t.equal(JSON.parse(r.finals[0]?.body ?? '{}').error, 'PUSH_ERR_BAD_HTTP', `${what}: PUSH_ERR_BAD_HTTP`);
+    t.equal(r.closed, true, `${what}: closed`);
+  }
+});
+
+t.test('http: a head over 16 KiB or with over 100 headers is 431 PUSH_ERR_HEADERS_TOO_LARGE', async (t) => {
+  const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`X-H${i}`, 'v']));
+  for (const [what, req] of [['17 KB header', get('/system', { 'X-Pad': 'p'.repeat(17_000) })], ['101 headers', get('/system', many)]] as const) {
+    const r = await pipeline(server.httpPort, [req]);
+    t.equal(r.finals[0]?.status, 431, what);
+    t.equal(JSON.parse(r.finals[0]?.body ?? '{}').error, 'PUSH_ERR_HEADERS_TOO_LARGE', what);
+    t.equal(r.closed, true, `${what}: closed`);
+  }
+});
+
+t.test('http: a request head that trickles in does not hold the connection: closed after the 10 s idle time', async (t) => {
+  const socket = connect({ port: server.httpPort, host: '127.0.0.1' });
+  const head = `GET /system HTTP/1.1\r\nHost: test\r\nX-Slow: ${'s'.repeat(200)}`;
+  let sent = 0;
+  let answer = '';
+  socket.on('data', (d: Buffer) => (answer += d.toString()));
+  socket.on('error', () => undefined);
+  // One byte every 200 ms: far below any size limit, never the end of a head.
+  const timer = setInterval(() => {
+    if (sent < head.length) socket.write(head[sent++]!);
+  }, 200);
+  const closedBy = await new Promise<string>((resolve) => {
+    socket.on('close', () => resolve('server'));
+    setTimeout(() => resolve('test'), 20_000);
+  });
+  clearInterval(timer);
+  socket.destroy();
+  t.equal(closedBy, 'server', 'the server closed it');
+  t.ok(sent < head.length, `while the head was still arriving (${sent} of ${head.length} bytes)`);
+  t.equal(answer, '', 'without an answer: no request was read');
+});
+
+t.test('http: a chunked push (with a chunk extension and a trailer) is accepted', async (t) => {
+  const n = bystander.frames.length;
+  const body = JSON.stringify({ to: ['bystander'], content: 'chunked' });
+  const chunks = `5;ext=1\r\n${body.slice(0, 5)}\r\n${(body.length - 5).toString(16)}\r\n${body.slice(5)}\r\n0\r\nX-Trailer: t\r\n\r\n`;
+  const r = await pipeline(server.httpPort, [`POST /push HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`], { finals: 1 });
+  t.equal(r.finals[0]?.status, 200);
+  await bystander.waitFrames(n + 1);
+  t.equal(bystander.data(n).at(-1), 'chunked');
 });
 
 t.test('http: unknown routes are 404, wrong methods 405 with Allow', async (t) => {

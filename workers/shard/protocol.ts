@@ -72,7 +72,7 @@ export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdL
       }
       const ud = ws.getUserData();
       if (ud.card !== d.card_id) {
-        if (ud.card !== '') registry.leave(ws, ud.card);
+        if (ud.card !== '' && !registry.leave(ws, ud.card)) ud.unconfirmed++;
         ud.card = d.card_id;
         if (!registry.join(ws, ud.card)) ud.unconfirmed++;
       }

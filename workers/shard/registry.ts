@@ -45,7 +45,7 @@ export class Registry {
   readonly peers: (MessagePort | null)[];
   /** Member counts waiting to be sent, per owner: card_id -> local count. */
   private readonly pending: (Map<string, number> | null)[];
-  /** Joins waiting for the next update to their owner, per owner. */
+  /** Joins (and the leaves of moving connections) waiting for the next update to their owner, per owner. */
   private readonly joining: Socket[][];
   /** Joins waiting for the owner's MembersAck, per owner: update id -> sockets. */
   private readonly unconfirmed: Map<number, Socket[]>[];
@@ -81,15 +81,24 @@ export class Registry {
     return false;
   }
 
-  leave(ws: Socket, card: string): void {
+  /**
+   * Removes `ws` from `card`. Returns true when the owner knows at once; else
+   * `confirm` is called once it applied the change (a connection that moves
+   * to another group answers its join when both owners know).
+   */
+  leave(ws: Socket, card: string): boolean {
     const set = this.local.get(card);
-    if (set === undefined || !set.delete(ws)) return;
+    if (set === undefined || !set.delete(ws)) return true;
     const owner = ownerOf(card, this.shards);
     if (set.size === 0) {
       this.local.delete(card);
       if (owner === this.index && !this.remote.has(card)) this.owned--;
     }
-    if (owner !== this.index) this.report(owner, card, set.size);
+    if (owner === this.index) return true;
+    this.report(owner, card, set.size);
+    if (this.peers[owner] === null || ws.getUserData().closed) return true;
+    this.joining[owner]!.push(ws);
+    return false;
   }
 
   /** Applies a peer's member counts for groups this shard owns, and acknowledges them. */

@@ -1,0 +1,93 @@
+// The gateway's HTTP/1.1 server, on node:net. Not uWS: uWS closes a
+// connection when a pipelined request arrives while the one before it is
+// still unanswered (uNetworking/uWebSockets.js#277, won't fix), which loses
+// the answers of requests that already ran. Not node:http: it costs about
+// three times the CPU per request of this one, ten times pipelined (README,
+// "Dependencies").
+
+import { createServer, type Server, type Socket } from 'node:net';
+import { Connection, type HttpHandler } from './connection';
+
+/** A connection with nothing to answer and no byte read for this long is closed (uWS's HTTP idle timeout). */
+const IDLE_MS = 10_000;
+const SWEEP_MS = 1_000;
+/** On close(), connections get this long to write their last answers. */
+const CLOSE_GRACE_MS = 1_000;
+
+const kConn = Symbol('connection');
+type Tagged = Socket & { [kConn]: Connection };
+
+// Module-level listeners: no closure per connection.
+function onData(this: Tagged, data: Buffer): void {
+  this[kConn].onData(data);
+}
+function onEnd(this: Tagged): void {
+  this[kConn].finish();
+}
+function onClose(this: Tagged): void {
+  this[kConn].onClose();
+}
+function onDrain(this: Tagged): void {
+  this[kConn].throttle();
+}
+function onError(): void {
+  // A reset or a broken pipe: 'close' follows, and the client is gone.
+}
+
+export class HttpServer {
+  private readonly server: Server;
+  private readonly conns = new Set<Connection>();
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(private readonly handler: HttpHandler, private readonly maxBody: number) {
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket as Tagged));
+  }
+
+  private accept(socket: Tagged): void {
+    socket[kConn] = new Connection(socket, this.handler, this.maxBody, IDLE_MS, this.conns);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('drain', onDrain);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+        this.sweeper.unref();
+        resolve();
+      });
+    });
+  }
+
+  /** The port actually bound (0 before listen). */
+  get port(): number {
+    const a = this.server.address();
+    return a !== null && typeof a === 'object' ? a.port : 0;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of this.conns) if (c.expired(now)) c.socket.destroy();
+  }
+
+  /** Stops accepting connections; open ones keep being served. */
+  stopListening(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /** Ends every connection once its ready answers are written; destroys what is left after a grace period. */
+  async close(): Promise<void> {
+    this.stopListening();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+    for (const c of this.conns) c.finish();
+    const end = Date.now() + CLOSE_GRACE_MS;
+    while (this.conns.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.conns) c.socket.destroy();
+  }
+}
