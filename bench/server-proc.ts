@@ -171,6 +171,8 @@ export function externalServer(target: string, pid: number | null, inspectUrl: s
 
 export interface Nsqd {
   tcp: string;
+  /** http://host:port of nsqd's HTTP API. */
+  http: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -190,6 +192,7 @@ export async function startNsqd(extraArgs: readonly string[] = []): Promise<Nsqd
   await waitHttp(`http://127.0.0.1:${http}/ping`, child);
   return {
     tcp: `127.0.0.1:${tcp}`,
+    http: `http://127.0.0.1:${http}`,
     pid: child.proc.pid!,
     async stop() {
       await child.stop();

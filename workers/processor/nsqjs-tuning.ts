@@ -1,9 +1,10 @@
 // Three per-message costs of nsqjs 0.13.0's Reader that do nothing for us,
 // removed at load time. nsqjs keeps doing everything else (connections,
 // nsqlookupd discovery, IDENTIFY/SUB, RDY distribution, reconnects, FIN/REQ).
-// Consuming a prefilled channel and finishing every message (one Reader,
-// 300k messages, alternating runs) took 5.6–6.4 µs of CPU per message before
-// and 2.9–3.5 µs after (bench/nsqjs-consume.ts).
+// Receiving and finishing a prefilled channel (one Reader, 300k messages, 3
+// alternating runs of `node dist/bench/nsqjs-consume.js`) took 5.7 / 7.4 /
+// 9.7 µs of CPU per message stock and 3.5 / 4.9 / 4.6 µs with these (a busy
+// box; an earlier quieter session: 5.6–6.4 against 2.9–3.5).
 //
 // Pinned: package.json pins nsqjs 0.13.0 exactly, and this refuses to load
 // against another version (the methods it replaces may have changed).
