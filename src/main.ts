@@ -3,15 +3,16 @@
 // (bad configuration, a port in use), 1 on an unexpected fatal error.
 
 import { availableParallelism } from 'node:os';
-import { loadConfig, parseArgs, type Config } from './config';
-import { createLogger } from './shared/log';
-import { EXIT_STARTUP, StartupError } from './errors';
+import type { Config } from './config/schema';
+import { loadConfig, parseCli } from './config/load';
+import { createLogger } from '../shared/log';
+import { EXIT_STARTUP, StartupError } from '../shared/errors';
 import { Server } from './server';
 
 async function main(): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig(parseArgs(process.argv.slice(2)), availableParallelism());
+    config = loadConfig(parseCli(process.argv.slice(2)), availableParallelism());
   } catch (err) {
     exitStartup(err);
   }
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   }
   const { server: s, grpc, queue } = config;
   log.info('pusher ready', {
-    ws: `${s.host}:${s.wsPort}/ws`, gateway: `${s.host}:${server.gateway.port}`, grpc: grpc.enabled ? `${grpc.host}:${grpc.port}` : 'off',
+    ws: `${s.host}:${s.ws_port}/ws`, gateway: `${s.host}:${server.gateway.port}`, grpc: grpc.addr === null || server.grpc === null ? 'off' : `${grpc.addr.host}:${server.grpc.port}`,
     shards: s.shards, processors: config.processor.threads, queue: queue.driver, channel: queue.driver === 'nsq' ? queue.channel : undefined,
   });
 }

@@ -4,7 +4,7 @@
 // any process holds it, whatever options that process used.
 
 import { createServer } from 'node:net';
-import { StartupError } from './errors';
+import { StartupError } from '../shared/errors';
 
 export function assertPortFree(host: string, port: number, what: string): Promise<void> {
   if (port === 0) return Promise.resolve();

@@ -3,17 +3,18 @@
 // was accepted (bounded by server.drain_timeout) -> close sockets with 1001 ->
 // close listen sockets -> done.
 
-import type { Config } from './config';
-import type { Logger } from './shared/log';
-import { StartupError } from './errors';
+import type { Config } from './config/schema';
+import type { Logger } from '../shared/log';
+import { StartupError } from '../shared/errors';
+import { once } from '../shared/lifecycle';
+import { SeqState } from '../shared/seq-state';
 import { assertPortFree } from './ports';
-import { SeqState } from './shared/seq-state';
-import { once } from './shared/lifecycle';
-import { Supervisor } from './supervisor';
-import { Processors } from './processors';
-import { PushService } from './push';
-import { Gateway } from './gateway';
-import { GrpcServer } from './grpc';
+import { Mesh } from './mesh';
+import { ShardHost } from '../workers/shard/host';
+import { ProcessorPool } from '../workers/processor/host';
+import { PushService } from './api/push-service';
+import { Gateway } from './api/gateway';
+import { GrpcServer } from './api/grpc';
 import { createQueue } from './queue/create';
 import { MemoryQueue } from './queue/memory';
 import type { NsqQueue } from './queue/nsq';
@@ -23,9 +24,9 @@ const SETTLE_MS = 1_000;
 const WARMUP_POLL_MS = 250;
 
 export class Server {
-  readonly supervisor: Supervisor;
+  readonly shards: ShardHost;
   readonly queue: MemoryQueue | NsqQueue;
-  readonly processors: Processors;
+  readonly processors: ProcessorPool;
   readonly push: PushService;
   readonly gateway: Gateway;
   readonly grpc: GrpcServer | null;
@@ -33,24 +34,25 @@ export class Server {
 
   constructor(readonly config: Config, private readonly log: Logger) {
     const seqs = new SeqState(SeqState.create());
-    this.supervisor = new Supervisor(config, log, () => this.processors.firstSeq());
+    const mesh = new Mesh(config.server.shards, () => this.processors.firstSeq());
+    this.shards = new ShardHost(config, mesh, log);
     this.queue = createQueue(config, log);
-    this.processors = new Processors(config, this.supervisor, seqs, log);
-    this.push = new PushService(config, this.queue, this.supervisor, this.processors.size);
+    this.processors = new ProcessorPool(config, mesh, seqs, log);
+    this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size);
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
-      crash: (kind, n) => (kind === 'shard' ? this.supervisor.crash(n) : this.processors.crash(n)),
+      crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
     }, log);
-    this.grpc = config.grpc.enabled ? new GrpcServer(config, this.push, log) : null;
+    this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log) : null;
   }
 
   async start(): Promise<void> {
     const c = this.config;
-    await assertPortFree(c.server.host, c.server.wsPort, 'WebSocket (server.ws_port)');
+    await assertPortFree(c.server.host, c.server.ws_port, 'WebSocket (server.ws_port)');
     await assertPortFree(c.server.host, c.gateway.port, 'gateway (gateway.port)');
-    if (c.grpc.enabled) await assertPortFree(c.grpc.host, c.grpc.port, 'gRPC (grpc.addr)');
+    if (c.grpc.addr !== null) await assertPortFree(c.grpc.addr.host, c.grpc.addr.port, 'gRPC (grpc.addr)');
     try {
-      await this.supervisor.start();
+      await this.shards.start();
       await this.gateway.start();
     } catch (err) {
       throw new StartupError('PUSH_ERR_START', (err as Error).message);
@@ -76,7 +78,7 @@ export class Server {
     let since = started;
     while (Date.now() < end && !this.closing) {
       await new Promise((resolve) => setTimeout(resolve, WARMUP_POLL_MS));
-      const now = (await this.supervisor.stats()).reduce((n, s) => n + s.clients, 0);
+      const now = (await this.shards.queries.stats()).reduce((n, s) => n + s.clients, 0);
       if (now !== clients) {
         clients = now;
         since = Date.now();
@@ -84,16 +86,17 @@ export class Server {
     }
     if (this.closing) return;
     this.log.info('consuming from nsqd', { topic: q.topic, channel: q.channel, warmupMs: Date.now() - started, clients: Math.max(clients, 0) });
-    const { topic, channel, nsqdTcp, lookupdHttp, outputBufferTimeout } = q;
-    this.processors.consume({ topic, channel, nsqdTcp, lookupdHttp, outputBufferTimeout }, q.maxInFlight);
+    this.processors.consume({
+      topic: q.topic, channel: q.channel, nsqdTcp: q.nsqd_tcp, lookupdHttp: q.lookupd_http, outputBufferTimeout: q.output_buffer_timeout,
+    }, q.max_in_flight);
   }
 
   async stats(): Promise<unknown> {
-    const [shards, processors] = await Promise.all([this.supervisor.stats(), this.processors.stats()]);
+    const [shards, processors] = await Promise.all([this.shards.queries.stats(), this.processors.stats()]);
     const queue = this.queue.stats();
     return {
       shards,
-      restarts: this.supervisor.restarts(),
+      restarts: this.shards.restarts(),
       queue: queue.driver === 'nsq' ? { ...queue, inFlight: processors.inFlight, connected: queue.connected && processors.connected } : queue,
       processors,
     };
@@ -105,9 +108,9 @@ export class Server {
     this.push.close();
     this.gateway.stopListening();
     const grpcClosed = this.grpc?.close();
-    await this.drain(Date.now() + this.config.server.drainTimeout * 1000);
+    await this.drain(Date.now() + this.config.server.drain_timeout * 1000);
     await grpcClosed;
-    await this.supervisor.close();
+    await this.shards.close();
     await this.queue.close();
     await this.gateway.close();
     await this.processors.close();
@@ -122,7 +125,7 @@ export class Server {
       const { depth, inFlight } = this.queue.stats();
       if (depth + inFlight > 0) {
         this.log.warn('accepted pushes not delivered before shutdown', {
-          code: 'PUSH_ERR_SHUTDOWN_UNDELIVERED', undelivered: depth + inFlight, drainTimeoutS: this.config.server.drainTimeout,
+          code: 'PUSH_ERR_SHUTDOWN_UNDELIVERED', undelivered: depth + inFlight, drainTimeoutS: this.config.server.drain_timeout,
         });
       } else this.log.info('delivered every accepted push', { ms: Date.now() - started });
       return;

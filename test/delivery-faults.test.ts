@@ -3,7 +3,7 @@
 // happens meanwhile: SIGTERM, a shard crash, another process hogging a core.
 
 import t from 'tap';
-import { ownerOf } from '../src/shared/hash';
+import { ownerOf } from '../shared/hash';
 import { cpuHog, missingPushes, PushStream } from './helpers/load';
 import { Client, postJson, startServer, stats, until } from './helpers/server';
 

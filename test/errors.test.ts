@@ -1,11 +1,11 @@
-// Every stable error code in src/errors.ts is documented in README.md with the
+// Every stable error code in shared/errors.ts is documented in README.md with the
 // same HTTP status, gRPC code and close code; README documents no code that
 // does not exist; the code logs no code that is not in the tables.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ApiErrors, GrpcStatus, LogErrors, StartupErrors, WsErrors } from '../src/errors';
+import { ApiErrors, GrpcStatus, LogErrors, StartupErrors, WsErrors } from '../shared/errors';
 
 const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
 
@@ -54,7 +54,7 @@ t.test('every code the sources use is in a table', async (t) => {
       else if (e.name.endsWith('.ts')) for (const code of readFileSync(p, 'utf8').match(/PUSH_ERR_[A-Z_]*[A-Z]/g) ?? []) used.add(code);
     }
   };
-  for (const dir of ['src', 'workers']) walk(join(__dirname, '..', dir));
+  for (const dir of ['src', 'shared', 'workers']) walk(join(__dirname, '..', dir));
   t.ok(used.size > 20, `${used.size} codes found`);
   for (const code of used) t.ok(known.has(code), `${code} is defined`);
 });

@@ -5,10 +5,9 @@ import t, { type Test } from 'tap';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Config } from '../src/config';
-import type { PushService } from '../src/push';
-import { GrpcServer } from '../src/grpc';
-import { createLogger } from '../src/shared/log';
+import type { PushService } from '../src/api/push-service';
+import { GrpcServer } from '../src/api/grpc';
+import { createLogger } from '../shared/log';
 import { Client, freePort, getJson, occupyPort, ROOT, startServer, type Running, type StartOptions } from './helpers/server';
 
 const LOAD = { keepCase: true, longs: Number, defaults: true };
@@ -171,8 +170,7 @@ t.test('a full queue is UNAVAILABLE', async (t) => {
 t.test('GrpcServer: a failed bind rejects with PUSH_ERR_PORT_IN_USE; close() is safe twice', async (t) => {
   const port = await freePort();
   t.teardown(await occupyPort(port));
-  const config = { grpc: { host: '127.0.0.1', port, enabled: true } } as Config;
-  const server = new GrpcServer(config, {} as PushService, createLogger('test', 'silent'));
+  const server = new GrpcServer({ host: '127.0.0.1', port }, {} as PushService, createLogger('test', 'silent'));
   await t.rejects(server.start(), { name: 'StartupError', code: 'PUSH_ERR_PORT_IN_USE' });
   await server.close();
   await server.close();

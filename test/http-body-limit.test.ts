@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { DRAIN_MAX_BYTES } from '../src/http/connection';
+import { DRAIN_MAX_BYTES } from '../src/api/http/connection';
 import { startServer, type Running } from './helpers/server';
 
 const MAX_BODY = 4096;

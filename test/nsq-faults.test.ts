@@ -6,7 +6,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import * as protobuf from 'protobufjs';
-import { ownerOf } from '../src/shared/hash';
+import { ownerOf } from '../shared/hash';
 import { Nsqd } from './helpers/nsqd';
 import { cpuHog, missingPushes, PushStream } from './helpers/load';
 import { Client, ROOT, postJson, startServer, stats, until, type Running } from './helpers/server';

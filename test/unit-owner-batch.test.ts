@@ -1,10 +1,10 @@
 // OwnerBatch (workers/processor/owner-batch.ts): the layout of the
-// DeliverBatch it builds (see Payloads in src/shared/frames.ts).
+// DeliverBatch it builds (see Payloads in shared/frames.ts).
 
 import t from 'tap';
 import { OwnerBatch } from '../workers/processor/owner-batch';
-import { F_DELIVER, type Payloads } from '../src/shared/frames';
-import { renderPush } from '../src/shared/payload';
+import { F_DELIVER, type Payloads } from '../shared/frames';
+import { renderPush } from '../shared/payload';
 
 function payload(p: Payloads, m: number): string {
   const start = m === 0 ? 0 : p.ends[m - 1]!;

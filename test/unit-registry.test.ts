@@ -5,8 +5,8 @@
 import t from 'tap';
 import { Registry, type Socket } from '../workers/shard/registry';
 import { confirmJoins, handleFrame } from '../workers/shard/protocol';
-import { F_MEMBERS, F_MEMBERS_ACK, type MembersUpdate, type PeerFrame } from '../src/shared/frames';
-import { OK_FRAME } from '../src/shared/payload';
+import { F_MEMBERS, F_MEMBERS_ACK, type MembersUpdate, type PeerFrame } from '../shared/frames';
+import { OK_FRAME } from '../shared/payload';
 import { FakeSocket } from './helpers/fake-socket';
 import { link, turn, type Link, type Teardown } from './helpers/ports';
 import { attachPeer, cardOf } from './helpers/shard-wiring';

@@ -2,7 +2,7 @@
 // main thread which numbers a dead processor thread handled.
 
 import t from 'tap';
-import { SeqState } from '../src/shared/seq-state';
+import { SeqState } from '../shared/seq-state';
 
 t.test('numbers are taken in order; release returns exactly what a slot handled, once', async (t) => {
   const seqs = new SeqState(SeqState.create());

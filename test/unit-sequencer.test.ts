@@ -1,12 +1,12 @@
 // Sequencer (workers/shard/sequencer.ts), in-process: "processors" post
 // DeliverBatch and SkipFrame frames over real MessageChannels, the shard end
-// feeds them to the sequencer as workers/shard.ts does, and the test checks
+// feeds them to the sequencer as workers/shard/worker.ts does, and the test checks
 // what is delivered, in which order, from which port.
 
 import t from 'tap';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Sequencer } from '../workers/shard/sequencer';
-import { F_DELIVER, F_SKIP, type DeliverBatch, type ProcessorFrame } from '../src/shared/frames';
+import { F_DELIVER, F_SKIP, type DeliverBatch, type ProcessorFrame } from '../shared/frames';
 import type { Teardown } from './helpers/ports';
 
 function batch(seq: number): DeliverBatch {
@@ -43,7 +43,7 @@ function shard(t: Teardown, firstSeq: number, gates: number, processors = 2): Ha
     const { port1, port2 } = new MessageChannel();
     procEnds.push(port1);
     shardEnds.push(port2);
-    // As workers/shard.ts onProcessorFrame.
+    // As workers/shard/worker.ts onProcessorFrame.
     port2.on('message', (f: ProcessorFrame) => {
       if (f.t === F_DELIVER) seq.push(f.seq, f, port2);
       else if (f.t === F_SKIP) seq.push(f.seq, null, port2);

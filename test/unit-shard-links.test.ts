@@ -6,7 +6,7 @@ import t from 'tap';
 import { once } from 'node:events';
 import { ShardLinks, ShardWaitError, type Part } from '../workers/processor/shard-links';
 import { OwnerBatch } from '../workers/processor/owner-batch';
-import { F_ACK, F_DELIVER, F_REPLAY_END, F_SKIP, type ProcessorFrame } from '../src/shared/frames';
+import { F_ACK, F_DELIVER, F_REPLAY_END, F_SKIP, type ProcessorFrame } from '../shared/frames';
 import { link, watch, type Link, type Teardown } from './helpers/ports';
 
 function part(card: string): OwnerBatch {

@@ -1,7 +1,7 @@
 // Picks the queue driver named by queue.driver.
 
-import type { Config } from '../config';
-import type { Logger } from '../shared/log';
+import type { Config } from '../config/schema';
+import type { Logger } from '../../shared/log';
 import { MemoryQueue } from './memory';
 import { NsqQueue } from './nsq';
 
@@ -9,7 +9,7 @@ export function createQueue(config: Config, log: Logger): MemoryQueue | NsqQueue
   const q = config.queue;
   switch (q.driver) {
     case 'memory':
-      return new MemoryQueue({ capacity: q.capacity, maxInFlight: q.maxInFlight, batchSize: config.processor.batchSize });
+      return new MemoryQueue({ capacity: q.capacity, maxInFlight: q.max_in_flight, batchSize: config.processor.batch_size });
     case 'nsq':
       return new NsqQueue(q, log);
   }

@@ -3,9 +3,9 @@
 // PUSH_ERR_QUEUE_FULL (the gateway answers 503). The main thread consumes it
 // (src/processors.ts hands its batches to the processor threads).
 
-import { PushError } from '../errors';
-import { IdleWaiter } from '../shared/lifecycle';
-import { onceATurn } from '../shared/once-a-turn';
+import { PushError } from '../../shared/errors';
+import { IdleWaiter } from '../../shared/lifecycle';
+import { onceATurn } from '../../shared/once-a-turn';
 import type { BatchHandler, ConsumedBatch, Queue, QueueStats } from './queue';
 
 export interface MemoryQueueOptions {

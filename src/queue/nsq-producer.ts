@@ -4,8 +4,8 @@
 // A lost connection is replaced, with backoff; while there is none, publish()
 // rejects at once (503, not a hang).
 
-import { PushError } from '../errors';
-import type { Logger } from '../shared/log';
+import { PushError } from '../../shared/errors';
+import type { Logger } from '../../shared/log';
 import { encodeMpub, NsqWriter } from './nsq-writer';
 
 /** nsqd's --max-msg-size default: a larger message is E_BAD_BODY and closes the connection. */

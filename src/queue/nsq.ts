@@ -2,11 +2,11 @@
 // bursts pile up there and not in this process. Only the producer lives here;
 // the processor threads consume (workers/processor/nsq-consumer.ts).
 
-import type { Config } from '../config';
-import type { Logger } from '../shared/log';
-import { once } from '../shared/lifecycle';
+import type { Config } from '../config/schema';
+import type { Logger } from '../../shared/log';
+import { once } from '../../shared/lifecycle';
 import { NsqProducer } from './nsq-producer';
-import type { PushError } from '../errors';
+import type { PushError } from '../../shared/errors';
 import type { Queue, QueueStats } from './queue';
 
 /** How long close() waits for nsqd's answers to sent MPUBs. */
@@ -16,8 +16,7 @@ export class NsqQueue implements Queue {
   private readonly producer: NsqProducer;
 
   constructor(queue: Config['queue'], log: Logger) {
-    const { topic, nsqdTcp, lookupdHttp } = queue;
-    this.producer = new NsqProducer({ topic, nsqdTcp, lookupdHttp }, log);
+    this.producer = new NsqProducer({ topic: queue.topic, nsqdTcp: queue.nsqd_tcp, lookupdHttp: queue.lookupd_http }, log);
   }
 
   /** Returns at once: with nsqd down, pushes answer 503 and the producer keeps retrying. */

@@ -10,7 +10,7 @@
 // - Each consumed message is settled exactly once: finished once delivered,
 //   or requeued with a delay (redelivered later: at least once).
 
-import type { PushError } from '../errors';
+import type { PushError } from '../../shared/errors';
 
 /** A batch the embedded queue handed out. */
 export interface ConsumedBatch {

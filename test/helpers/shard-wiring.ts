@@ -1,9 +1,9 @@
 // Wires a Registry (and optionally a Delivery) to peer ports the way
-// workers/shard.ts onPeerFrame does, and finds card_ids owned by a given shard.
+// workers/shard/worker.ts onPeerFrame does, and finds card_ids owned by a given shard.
 
 import type { MessagePort } from 'node:worker_threads';
-import { ownerOf } from '../../src/shared/hash';
-import { F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, type PeerFrame } from '../../src/shared/frames';
+import { ownerOf } from '../../shared/hash';
+import { F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, type PeerFrame } from '../../shared/frames';
 import type { Registry } from '../../workers/shard/registry';
 import type { Delivery } from '../../workers/shard/delivery';
 

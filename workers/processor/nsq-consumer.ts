@@ -9,10 +9,10 @@
 import type { Writable } from 'node:stream';
 import { Reader, type Message } from 'nsqjs';
 import './nsqjs-tuning';
-import type { ConsumeOptions, ConsumerStats } from '../../src/shared/frames';
-import type { Logger } from '../../src/shared/log';
-import { onceATurn } from '../../src/shared/once-a-turn';
-import { IdleWaiter } from '../../src/shared/lifecycle';
+import type { ConsumeOptions, ConsumerStats } from '../../shared/frames';
+import type { Logger } from '../../shared/log';
+import { onceATurn } from '../../shared/once-a-turn';
+import { IdleWaiter } from '../../shared/lifecycle';
 
 /** Batches being delivered at once: the next one is routed while the shards write the last. */
 const MAX_TASKS = 2;

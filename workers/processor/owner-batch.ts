@@ -2,7 +2,7 @@
 // rendered once, deliveries grouped by card_id (see DeliverBatch.offs).
 // Runs in a processor thread.
 
-import { F_DELIVER, type DeliverBatch } from '../../src/shared/frames';
+import { F_DELIVER, type DeliverBatch } from '../../shared/frames';
 
 const utf8 = new TextEncoder();
 

@@ -2,10 +2,10 @@
 // shard that owns a recipient group, each message's payload rendered once.
 // Runs in a processor thread.
 
-import type { Logger } from '../../src/shared/log';
-import { protoType, type PushRequest } from '../../src/shared/proto';
-import { ownerOf } from '../../src/shared/hash';
-import { renderPush } from '../../src/shared/payload';
+import type { Logger } from '../../shared/log';
+import { protoType, type PushRequest } from '../../shared/proto';
+import { ownerOf } from '../../shared/hash';
+import { renderPush } from '../../shared/payload';
 import { OwnerBatch } from './owner-batch';
 import type { Part } from './shard-links';
 

@@ -12,7 +12,7 @@
 // the tasks waiting for it: their messages go back to the queue.
 
 import type { MessagePort } from 'node:worker_threads';
-import { F_ACK, F_REPLAY_END, F_SKIP, type AckFrame, type ReplayEnd, type SkipFrame } from '../../src/shared/frames';
+import { F_ACK, F_REPLAY_END, F_SKIP, type AckFrame, type ReplayEnd, type SkipFrame } from '../../shared/frames';
 import type { OwnerBatch } from './owner-batch';
 
 /** What a task has for one shard: its batch, or nothing (a skip). */

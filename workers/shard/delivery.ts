@@ -5,7 +5,7 @@
 // thread.
 
 import type { MessagePort } from 'node:worker_threads';
-import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardAck, type ForwardBatch, type Payloads } from '../../src/shared/frames';
+import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardAck, type ForwardBatch, type Payloads } from '../../shared/frames';
 import type { Registry, Socket } from './registry';
 
 export interface DeliveryCounters {

@@ -1,8 +1,8 @@
 // The client side of the wire contract: what a connection may send on /ws and
 // what it gets back (gopusher's events). Runs in a shard thread.
 
-import { WsErrors, type WsErrorCode } from '../../src/errors';
-import { OK_FRAME } from '../../src/shared/payload';
+import { WsErrors, type WsErrorCode } from '../../shared/errors';
+import { OK_FRAME } from '../../shared/payload';
 import type { Registry, Socket } from './registry';
 
 export function errorFrame(code: WsErrorCode, message: string = WsErrors[code].message): string {

@@ -11,9 +11,9 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { WebSocket } from 'uWebSockets.js';
-import { ownerOf } from '../../src/shared/hash';
-import { F_MEMBERS, F_MEMBERS_ACK, type MembersAck, type MembersUpdate } from '../../src/shared/frames';
-import { onceATurn } from '../../src/shared/once-a-turn';
+import { ownerOf } from '../../shared/hash';
+import { F_MEMBERS, F_MEMBERS_ACK, type MembersAck, type MembersUpdate } from '../../shared/frames';
+import { onceATurn } from '../../shared/once-a-turn';
 
 /** Fixed-shape per-connection state kept in uWS user data. */
 export interface SocketData {

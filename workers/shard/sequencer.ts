@@ -16,7 +16,7 @@
 // and still reached us) is delivered at once: late, never dropped.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { DeliverBatch } from '../../src/shared/frames';
+import type { DeliverBatch } from '../../shared/frames';
 
 /** Delivers a batch; `from` is the processor port to acknowledge on. */
 export type Deliver = (batch: DeliverBatch, from: MessagePort) => void;

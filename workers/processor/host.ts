@@ -1,4 +1,4 @@
-// The Piscina pool of processor threads, main-thread side. Processors send
+// The Piscina pool of processor threads (main thread side). Processors send
 // their frames to the shards directly; what comes back here is a task's end
 // (embedded queue) or a consumer's numbers (NSQ).
 //
@@ -6,15 +6,14 @@
 // Piscina tasks, numbered in dispatch order (SeqState). NSQ: each processor
 // thread runs its own Reader, started by consume() and stopped by stop().
 
-import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { Config } from './config';
-import type { Logger } from './shared/log';
-import type { SeqState } from './shared/seq-state';
-import type { ConsumeOptions, ConsumerStats, MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from './shared/frames';
-import type { ConsumedBatch } from './queue/queue';
-import type { Supervisor } from './supervisor';
+import type { Config } from '../../src/config/schema';
+import type { Logger } from '../../shared/log';
+import type { SeqState } from '../../shared/seq-state';
+import type { ConsumeOptions, ConsumerStats, MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../../shared/frames';
+import type { ConsumedBatch } from '../../src/queue/queue';
+import type { Mesh } from '../../src/mesh';
 
 /** Retry delay of a failed batch: grows with attempts, capped. */
 function backoff(attempts: number): number {
@@ -44,7 +43,9 @@ interface Thread {
   readonly slot: number;
 }
 
-export class Processors {
+const ENTRY = require.resolve('./worker');
+
+export class ProcessorPool {
   /** Embedded queue: counted here; routed and undecodable are counted in the threads in both modes. */
   private readonly counters = { batches: 0, messages: 0, routed: 0, undecodable: 0, requeued: 0 };
   private readonly pool: Piscina;
@@ -70,9 +71,9 @@ export class Processors {
   private readonly statsReplies = new Map<number, (stats: ConsumerStats) => void>();
   private readonly stopReplies = new Map<Thread, (unsettled: number) => void>();
 
-  constructor(config: Config, private readonly supervisor: Supervisor, private readonly seqs: SeqState, private readonly log: Logger) {
+  constructor(config: Config, private readonly mesh: Mesh, private readonly seqs: SeqState, private readonly log: Logger) {
     this.threads = config.processor.threads;
-    this.batchSize = config.processor.batchSize;
+    this.batchSize = config.processor.batch_size;
     this.maxTasks = this.threads * 2;
     // Two slots per thread: a thread that dies may be replaced before its slot is freed.
     const slots = this.threads * 2;
@@ -81,7 +82,7 @@ export class Processors {
       shards: config.server.shards, logLevel: config.log.level, seqBuffer: seqs.buffer, batchSize: this.batchSize, shardWaitMs: SHARD_WAIT_MS,
     };
     this.pool = new Piscina({
-      filename: join(__dirname, '..', 'workers', 'processor.js'),
+      filename: ENTRY,
       minThreads: this.threads,
       maxThreads: this.threads,
       idleTimeout: Infinity,
@@ -115,7 +116,7 @@ export class Processors {
       else this.stopReplies.get(thread)?.(msg.unsettled);
     });
     control.on('close', () => this.gone(thread));
-    this.supervisor.addProcessor(control, slot);
+    this.mesh.addProcessor(control, slot);
     if (this.consuming !== null) this.send(thread, { t: 'consume', options: this.consuming });
   }
 
@@ -125,9 +126,9 @@ export class Processors {
    */
   private gone(thread: Thread): void {
     if (!this.live.delete(thread)) return;
-    this.supervisor.removeProcessor(thread.control);
+    this.mesh.removeProcessor(thread.control);
     const seqs = this.seqs.release(thread.slot);
-    if (seqs.length > 0) this.supervisor.gap(seqs);
+    if (seqs.length > 0) this.mesh.gap(seqs);
     this.freeSlots.push(thread.slot);
     if (!this.closing) this.log.warn('processor thread exited; Piscina starts another', { slot: thread.slot, tasksReleased: seqs.length });
   }
@@ -202,7 +203,7 @@ export class Processors {
         if (this.closing) return;
         // The shards hear that this number will not come (its frames may
         // have been sent in part: the retry can deliver some twice).
-        this.supervisor.gap([seq]);
+        this.mesh.gap([seq]);
         this.counters.requeued += messages;
         this.log.warn('processing failed; batch requeued', { error: err.message, messages });
         for (const b of batches) b.settle(true, backoff(Math.max(...b.attempts)));

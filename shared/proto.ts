@@ -25,7 +25,8 @@ export function protoPath(): string {
 
 let root: protobuf.Root | null = null;
 
-function protoRoot(): protobuf.Root {
+/** The one parse of proto/rpc.proto for this thread: queue bodies, gRPC messages and reflection all come from it. */
+export function protoRoot(): protobuf.Root {
   if (root === null) root = protobuf.loadSync(protoPath());
   return root;
 }

@@ -1,16 +1,17 @@
 // The gRPC front door (@grpc/grpc-js): gopusher's proto.Rpc service plus the
-// batch extensions, loaded from the same proto/rpc.proto as the gateway and the
-// queue. Every handler delegates to PushService, so validation, queueing and
-// answers are the HTTP gateway's. Server reflection comes from @grpc/reflection.
+// batch extensions (grpc-definition.ts). Every handler delegates to
+// PushService, so validation, queueing and answers are the HTTP gateway's;
+// pushes are queued as the bytes that arrived. Server reflection comes from
+// @grpc/reflection.
 
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import type { Config } from './config';
-import type { Logger } from './shared/log';
-import { ApiErrors, PushError, StartupError } from './errors';
-import type { PushService, SystemReply } from './push';
-import { protoPath } from './shared/proto';
+import type { HostPort } from '../config/schema';
+import { once } from '../../shared/lifecycle';
+import type { Logger } from '../../shared/log';
+import { ApiErrors, PushError, StartupError } from '../../shared/errors';
+import type { EncodedPush, PushService, SystemReply } from './push-service';
+import { REFLECTION_PACKAGE, RPC_SERVICE } from './grpc-definition';
 
 /** Trailer that carries the stable PUSH_ERR_* code of a failed call. */
 export const ERROR_CODE_METADATA = 'pusher-error-code';
@@ -24,12 +25,8 @@ const SHUTDOWN_TIMEOUT_MS = 3_000;
  */
 const STREAM_PIPELINE = 8;
 
-// keepCase: gopusher's field names (appID, cardID) are the wire contract's JSON
-// names too; longs as numbers: the int64 counts never come near 2^53.
-const LOAD_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, defaults: true };
-
 interface PushReply { code: number; message: string }
-interface PushBatchRequest { pushes: unknown[] }
+interface PushBatchRequest { pushes: EncodedPush[] }
 interface PushBatchReply { code: number; message: string; accepted: number }
 interface CardRequest { cardID: string }
 
@@ -42,29 +39,28 @@ export class GrpcServer {
   /** Open PushStream calls, so that close() can answer them instead of waiting for their clients. */
   private readonly streams = new Set<PushStreamCall>();
   private boundPort = 0;
-  private closing: Promise<void> | null = null;
+  private closing = false;
 
-  constructor(private readonly config: Config, private readonly push: PushService, private readonly log: Logger) {
-    const definition = protoLoader.loadSync(protoPath(), LOAD_OPTIONS);
-    this.server.addService(definition['proto.Rpc'] as grpc.ServiceDefinition, {
-      Push: this.unary(async (req: unknown): Promise<PushReply> => {
-        await this.push.push(req);
+  constructor(private readonly addr: HostPort, private readonly push: PushService, private readonly log: Logger) {
+    this.server.addService(RPC_SERVICE, {
+      Push: this.unary(async (req: EncodedPush): Promise<PushReply> => {
+        await this.admitted(() => this.push.pushEncoded(req));
         return OK_REPLY;
       }),
       PushBatch: this.unary(async (req: PushBatchRequest): Promise<PushBatchReply> => (
-        { code: 0, message: 'ok', accepted: await this.push.pushMany(req.pushes) }
+        { code: 0, message: 'ok', accepted: await this.admitted(() => this.push.pushManyEncoded(req.pushes)) }
       )),
       PushStream: this.onPushStream.bind(this),
       System: this.unary((): Promise<SystemReply> => this.push.system()),
-      IsOnline: this.unary(async (req: CardRequest) => ({ result: await this.push.isOnline(requireCard(req.cardID)) })),
-      Group: this.unary(async (req: CardRequest) => ({ clientNum: await this.push.group(requireCard(req.cardID)) })),
+      IsOnline: this.unary(async (req: CardRequest) => ({ result: await this.push.isOnline(req.cardID) })),
+      Group: this.unary(async (req: CardRequest) => ({ clientNum: await this.push.group(req.cardID) })),
     });
-    new ReflectionService(definition).addToServer(this.server);
+    new ReflectionService(REFLECTION_PACKAGE).addToServer(this.server);
   }
 
   /** Binds grpc.addr; rejects with a StartupError naming the address when it can't. */
   start(): Promise<void> {
-    const { host, port } = this.config.grpc;
+    const { host, port } = this.addr;
     const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
       this.server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, bound) => {
@@ -89,13 +85,9 @@ export class GrpcServer {
    * lets unary calls finish, and cancels whatever is left after a bounded wait.
    * Safe to call twice (the second call waits for the first).
    */
-  close(): Promise<void> {
-    if (this.closing === null) this.closing = this.shutdown();
-    return this.closing;
-  }
-
-  private shutdown(): Promise<void> {
-    return new Promise((resolve) => {
+  readonly close = once(() => {
+    this.closing = true;
+    return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.log.warn('gRPC calls still open at shutdown; cancelling them', { timeoutMs: SHUTDOWN_TIMEOUT_MS });
         this.server.forceShutdown();
@@ -109,6 +101,16 @@ export class GrpcServer {
       // (its next read fails) so it answers now with the count accepted.
       for (const call of this.streams) call.destroy();
     });
+  });
+
+  /** Queues with `work` unless a push would be refused now (see PushService.admit). */
+  private admitted<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      this.push.admit();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return work();
   }
 
   /** Adapts `work` to a unary handler: one closure per method, none per call. */
@@ -138,7 +140,7 @@ export class GrpcServer {
    * count gets those twice (at-least-once, as after a lost answer).
    */
   private async onPushStream(call: PushStreamCall, callback: grpc.sendUnaryData<PushBatchReply>): Promise<void> {
-    if (this.closing !== null) {
+    if (this.closing) {
       callback(this.status(new PushError('PUSH_ERR_SHUTTING_DOWN')));
       return;
     }
@@ -166,7 +168,7 @@ export class GrpcServer {
         // its onFail microtask is queued ahead of the await that read this
         // message: a bad message stops everything after it, as when unpipelined.
         if (failed) break;
-        const p = this.push.pushMany(msg.pushes);
+        const p = this.admitted(() => this.push.pushManyEncoded(msg.pushes));
         // Also keeps a rejection from being "unhandled" until countOldest takes
         // it (or forever, when an earlier one failed first).
         p.catch(onFail);
@@ -201,7 +203,7 @@ export class GrpcServer {
     const done = `${accepted} pushes from ${messages} earlier messages were accepted`;
     if (err instanceof PushError) return new PushError(err.code, `stream message ${messages}: ${err.message}; ${done}`);
     // Not a PushError while closing: shutdown() destroyed the stream to end it.
-    if (this.closing !== null) return new PushError('PUSH_ERR_SHUTTING_DOWN', `the server is shutting down; ${done}`);
+    if (this.closing) return new PushError('PUSH_ERR_SHUTTING_DOWN', `the server is shutting down; ${done}`);
     return err;
   }
 
@@ -216,9 +218,4 @@ export class GrpcServer {
     metadata.set(ERROR_CODE_METADATA, code);
     return { code: ApiErrors[code].grpc as grpc.status, details: `${code}: ${message}`, metadata };
   }
-}
-
-function requireCard(card: string): string {
-  if (card === '') throw new PushError('PUSH_ERR_MISSING_CARD_ID', '"cardID" is required');
-  return card;
 }

@@ -2,12 +2,12 @@
 // gopusher's routes, JSON per the proto3 JSON mapping of proto/rpc.proto, CORS
 // as gopusher sends it.
 
-import type { Config } from './config';
-import type { Logger } from './shared/log';
-import { ApiErrors, PushError, type ApiErrorCode } from './errors';
+import type { Config } from '../config/schema';
+import type { Logger } from '../../shared/log';
+import { ApiErrors, PushError, type ApiErrorCode } from '../../shared/errors';
 import type { Exchange, HttpHandler, Refusal } from './http/connection';
 import { HttpServer } from './http/server';
-import type { PushService } from './push';
+import type { PushService } from './push-service';
 
 const CORS = [
   'Access-Control-Allow-Origin: *',
@@ -36,11 +36,6 @@ function queryParam(x: Exchange, name: string): string {
   return x.head.query === '' ? '' : new URLSearchParams(x.head.query).get(name) ?? '';
 }
 
-function requireCard(card: string): string {
-  if (card === '') throw new PushError('PUSH_ERR_MISSING_CARD_ID');
-  return card;
-}
-
 interface Route {
   readonly method: string;
   run(x: Exchange, body: Buffer): void;
@@ -58,14 +53,14 @@ export class Gateway implements HttpHandler {
   private readonly routes = new Map<string, Route>();
 
   constructor(private readonly config: Config, private readonly push: PushService, private readonly hooks: GatewayHooks, private readonly log: Logger) {
-    this.server = new HttpServer(this, config.gateway.maxBody);
+    this.server = new HttpServer(this, config.gateway.max_body);
     const add = (method: string, path: string, work: (x: Exchange) => Promise<string>): void => {
       this.routes.set(path, { method, run: (x) => this.respond(x, work(x)) });
     };
     add('GET', '/', async () => JSON.stringify({ msg: 'welcome to socket server', server: 'pusher' }));
     add('GET', '/system', async () => JSON.stringify(await this.push.system()));
-    add('GET', '/isOnline', async (x) => JSON.stringify({ result: await this.push.isOnline(requireCard(queryParam(x, 'cardID'))) }));
-    add('GET', '/group', async (x) => JSON.stringify({ clientNum: await this.push.group(requireCard(queryParam(x, 'cardID'))) }));
+    add('GET', '/isOnline', async (x) => JSON.stringify({ result: await this.push.isOnline(queryParam(x, 'cardID')) }));
+    add('GET', '/group', async (x) => JSON.stringify({ clientNum: await this.push.group(queryParam(x, 'cardID')) }));
     add('GET', '/stats', async () => JSON.stringify(await this.hooks.stats()));
     this.routes.set('/push', { method: 'POST', run: (x, body) => this.pushOne(x, body) });
     this.routes.set('/push/batch', { method: 'POST', run: (x, body) => this.withJson(x, body, async (json) => {
@@ -76,7 +71,7 @@ export class Gateway implements HttpHandler {
       const accepted = await this.push.pushMany(pushes ?? []);
       return JSON.stringify({ code: 0, message: 'ok', accepted });
     }) });
-    if (config.debug.crashRoute) {
+    if (config.debug.crash_route) {
       add('POST', '/debug/crash', async (x) => {
         const processor = queryParam(x, 'processor');
         const crashed = processor !== '' ? this.hooks.crash('processor', Number(processor)) : this.hooks.crash('shard', Number(queryParam(x, 'shard')));
@@ -109,7 +104,7 @@ export class Gateway implements HttpHandler {
   }
 
   refuse(x: Exchange, code: Refusal, message: string): void {
-    if (code === 'PUSH_ERR_BODY_TOO_LARGE') message = `request body is larger than ${this.config.gateway.maxBody} bytes (gateway.max_body)`;
+    if (code === 'PUSH_ERR_BODY_TOO_LARGE') message = `request body is larger than ${this.config.gateway.max_body} bytes (gateway.max_body)`;
     sendError(x, code, message);
   }
 

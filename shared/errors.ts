@@ -32,7 +32,7 @@ export const ApiErrors = {
   PUSH_ERR_TOO_MANY_RECIPIENTS: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"to" lists more card_ids than push.max_recipients' },
   PUSH_ERR_CONTENT_TOO_LARGE: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"content" is longer than push.max_content bytes' },
   PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"pushes" must hold at least one push' },
-  PUSH_ERR_MISSING_CARD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'query parameter cardID is required' },
+  PUSH_ERR_MISSING_CARD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'cardID is required (a query parameter on HTTP)' },
   PUSH_ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request body is larger than gateway.max_body bytes' },
   PUSH_ERR_BAD_HTTP: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'malformed HTTP/1.1 request' },
   PUSH_ERR_HEADERS_TOO_LARGE: { http: 431, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request line and headers are too large' },

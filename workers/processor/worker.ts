@@ -10,12 +10,12 @@
 // (FIN/REQ): consumed messages never touch the main thread.
 
 import { MessageChannel, parentPort, workerData } from 'node:worker_threads';
-import { createLogger } from '../src/shared/log';
-import { SeqState } from '../src/shared/seq-state';
-import type { MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../src/shared/frames';
-import { ShardLinks } from './processor/shard-links';
-import { route, type Routed } from './processor/router';
-import { NsqConsumer } from './processor/nsq-consumer';
+import { createLogger } from '../../shared/log';
+import { SeqState } from '../../shared/seq-state';
+import type { MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../../shared/frames';
+import { ShardLinks } from './shard-links';
+import { route, type Routed } from './router';
+import { NsqConsumer } from './nsq-consumer';
 
 const init = workerData as ProcessorInit;
 const log = createLogger('processor', init.logLevel);

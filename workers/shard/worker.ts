@@ -10,13 +10,13 @@
 
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as uWS from 'uWebSockets.js';
-import { createLogger } from '../src/shared/log';
-import { F_DELIVER, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, F_REPLAY_END, F_SKIP, type MainToShard, type PeerFrame, type ProcessorFrame, type ShardAnswer, type ShardInit, type ShardQueryKind, type ShardStats, type ShardToMain } from '../src/shared/frames';
-import { WsErrors } from '../src/errors';
-import { Registry, type Socket, type SocketData } from './shard/registry';
-import { Delivery } from './shard/delivery';
-import { Sequencer } from './shard/sequencer';
-import { closeWith, confirmJoins, handleFrame } from './shard/protocol';
+import { createLogger } from '../../shared/log';
+import { F_DELIVER, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, F_REPLAY_END, F_SKIP, type MainToShard, type PeerFrame, type ProcessorFrame, type ShardAnswer, type ShardInit, type ShardQueryKind, type ShardStats, type ShardToMain } from '../../shared/frames';
+import { WsErrors } from '../../shared/errors';
+import { Registry, type Socket, type SocketData } from './registry';
+import { Delivery } from './delivery';
+import { Sequencer } from './sequencer';
+import { closeWith, confirmJoins, handleFrame } from './protocol';
 
 const init = workerData as ShardInit;
 const log = createLogger(`shard-${init.index}`, init.logLevel);

@@ -1,0 +1,105 @@
+// Reads config.ini plus `--set section.key=value` overrides into one frozen,
+// fully filled, validated Config (keys and rules: schema.ts). Every problem is
+// collected and reported at once; start-up then stops with exit code 2.
+
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parse as parseIni } from 'ini';
+import { StartupError } from '../../shared/errors';
+import { SCHEMA, type Config, type Values } from './schema';
+
+export interface CliArgs {
+  readonly configFile: string | null;
+  readonly sets: readonly string[];
+}
+
+/** `--config FILE` and any number of `--set section.key=value`. */
+export function parseCli(argv: readonly string[]): CliArgs {
+  try {
+    const { values } = parseArgs({
+      args: [...argv],
+      options: { config: { type: 'string' }, set: { type: 'string', multiple: true } },
+      strict: true,
+      allowPositionals: false,
+    });
+    return { configFile: values.config ?? null, sets: values.set ?? [] };
+  } catch (err) {
+    throw new StartupError('PUSH_ERR_CONFIG', `${(err as Error).message} (use --config FILE and --set section.key=value)`);
+  }
+}
+
+/** Builds the Config, or throws StartupError(PUSH_ERR_CONFIG) naming every bad key. */
+export function loadConfig(args: CliArgs, cpus: number): Config {
+  const raw = new Map<string, string>();
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    for (const [key, spec] of Object.entries(keys)) raw.set(`${section}.${key}`, spec.default);
+  }
+  const problems: string[] = [];
+  const put = (section: string, key: string, value: unknown, origin: string): void => {
+    const name = `${section}.${key}`;
+    if (!raw.has(name)) problems.push(`unknown key ${name} in ${origin}`);
+    else raw.set(name, String(value).trim());
+  };
+
+  if (args.configFile !== null) {
+    let text: string;
+    try {
+      text = readFileSync(args.configFile, 'utf8');
+    } catch (err) {
+      throw new StartupError('PUSH_ERR_CONFIG', `config file ${args.configFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    for (const [section, keys] of Object.entries(parseIni(text))) {
+      if (!(section in SCHEMA) || keys === null || typeof keys !== 'object') {
+        problems.push(`unknown section [${section}] in ${args.configFile}`);
+        continue;
+      }
+      for (const [key, value] of Object.entries(keys as Record<string, unknown>)) put(section, key, value, args.configFile);
+    }
+  }
+  for (const set of args.sets) {
+    const m = /^([a-z_]+)\.([a-z_]+)=(.*)$/s.exec(set);
+    if (m === null) problems.push(`--set "${set}" must look like section.key=value`);
+    else put(m[1]!, m[2]!, m[3]!, '--set');
+  }
+
+  const values: Record<string, Record<string, unknown>> = {};
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    const out: Record<string, unknown> = (values[section] = {});
+    for (const [key, spec] of Object.entries(keys)) {
+      const value = raw.get(`${section}.${key}`)!;
+      const parsed: unknown = spec.parse(value);
+      if (parsed !== null && typeof parsed === 'object' && 'error' in parsed) problems.push(`${section}.${key} ${(parsed as { error: string }).error} (got "${value}")`);
+      else out[key] = parsed;
+    }
+  }
+  const v = values as unknown as Values;
+  if (problems.length === 0 && v.queue.driver === 'nsq' && v.queue.nsqd_tcp.length === 0 && v.queue.lookupd_http.length === 0) {
+    problems.push('queue.driver = nsq needs queue.nsqd_tcp or queue.lookupd_http');
+  }
+  if (problems.length > 0) throw new StartupError('PUSH_ERR_CONFIG', problems.join('; '));
+  return deepFreeze(resolve(v, cpus));
+}
+
+/** The keys whose 0 or empty means "derive it". */
+function resolve(v: Values, cpus: number): Config {
+  return {
+    ...v,
+    server: { ...v.server, host: v.server.host || '0.0.0.0', shards: v.server.shards === 0 ? cpus : v.server.shards },
+    queue: { ...v.queue, channel: v.queue.channel !== '' ? v.queue.channel : defaultChannel(hostname(), v.server.ws_port) },
+    processor: { ...v.processor, threads: v.processor.threads === 0 ? Math.max(1, Math.min(4, cpus)) : v.processor.threads },
+  };
+}
+
+/** NSQ channel names allow [.a-zA-Z0-9_-]; a host name may hold other characters. */
+export function defaultChannel(host: string, wsPort: number): string {
+  const safe = host.replace(/[^.a-zA-Z0-9_-]/g, '_').slice(0, 48);
+  return `${safe || 'pusher'}-${wsPort}`;
+}
+
+function deepFreeze<T extends object>(obj: T): T {
+  for (const v of Object.values(obj)) if (v !== null && typeof v === 'object') deepFreeze(v as object);
+  return Object.freeze(obj);
+}
+
+

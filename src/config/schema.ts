@@ -1,0 +1,146 @@
+// Every configuration key, once: its type, default, range and meaning. The
+// loader (load.ts) validates config.ini and --set against it, and
+// config.ini's comments and README's configuration table are generated from
+// it (`npm run config-docs`; test/config.test.ts fails when they drift).
+// In code a key has the name it has in config.ini: config.server.ws_port.
+
+import { LEVELS } from '../../shared/log';
+
+interface Spec<T> {
+  readonly default: string;
+  readonly doc: string;
+  /** Parses a raw value; returns an error message instead when it is invalid. */
+  readonly parse: (raw: string) => T | { readonly error: string };
+  /** How README states the range (empty: the doc says it). */
+  readonly range: string;
+}
+
+function int(def: number, min: number, max: number, doc: string): Spec<number> {
+  return {
+    default: String(def), doc, range: `${min}–${max}`,
+    parse: (s) => {
+      const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
+      return Number.isSafeInteger(n) && n >= min && n <= max ? n : { error: `must be an integer from ${min} to ${max}` };
+    },
+  };
+}
+
+function bool(def: boolean, doc: string): Spec<boolean> {
+  return {
+    default: String(def), doc, range: 'true, false',
+    parse: (s) => {
+      const v = s.toLowerCase();
+      if (v === 'true' || v === '1' || v === 'yes') return true;
+      if (v === 'false' || v === '0' || v === 'no' || v === '') return false;
+      return { error: 'must be true or false' };
+    },
+  };
+}
+
+function str(def: string, doc: string, pattern?: { re: RegExp; what: string }): Spec<string> {
+  return {
+    default: def, doc, range: '',
+    parse: (s) => (pattern === undefined || s === '' || pattern.re.test(s) ? s : { error: `must be ${pattern.what}` }),
+  };
+}
+
+function oneOf<T extends string>(def: T, choices: readonly T[], doc: string): Spec<T> {
+  return {
+    default: def, doc, range: choices.join(', '),
+    parse: (s) => ((choices as readonly string[]).includes(s) ? (s as T) : { error: `must be one of ${choices.join(', ')}` }),
+  };
+}
+
+/** Comma-separated host:port addresses. */
+function addrs(def: string, doc: string): Spec<string[]> {
+  return {
+    default: def, doc, range: '',
+    parse: (s) => {
+      const list = s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+      const bad = list.find((x) => parseHostPort(x) === null);
+      return bad === undefined ? list : { error: `must be comma-separated host:port addresses (got "${bad}")` };
+    },
+  };
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** host:port, or "off" (null). */
+function addrOrOff(def: string, doc: string): Spec<HostPort | null> {
+  return {
+    default: def, doc, range: '',
+    parse: (s) => (s === '' || s === 'off' ? null : parseHostPort(s) ?? { error: 'must be host:port or off' }),
+  };
+}
+
+export function parseHostPort(s: string): HostPort | null {
+  const at = s.lastIndexOf(':');
+  const host = at > 0 ? s.slice(0, at).replace(/^\[|\]$/g, '') : '';
+  const port = Number(s.slice(at + 1));
+  return at <= 0 || host === '' || !Number.isInteger(port) || port < 0 || port > 65535 ? null : { host, port };
+}
+
+const NSQ_NAME = { re: /^[.a-zA-Z0-9_-]{1,64}(#ephemeral)?$/, what: '1-64 characters of [.a-zA-Z0-9_-]' };
+
+
+export const SCHEMA = {
+  server: {
+    host: str('0.0.0.0', 'address the WebSocket shards and the HTTP gateway listen on'),
+    ws_port: int(8080, 1, 65535, 'WebSocket port (path /ws), shared by every shard thread (SO_REUSEPORT); 0 is refused (each shard would get its own port)'),
+    shards: int(0, 0, 64, 'shard threads; 0 = one per core (os.availableParallelism())'),
+    max_payload: int(16384, 256, 16 * 1024 * 1024, 'largest frame a client may send, bytes (larger: closed with 1009)'),
+    idle_timeout: int(120, 0, 960, 'seconds without traffic before a connection is closed; uWS pings idle clients first. 0 = never'),
+    max_backpressure: int(262144, 1024, 1 << 30, 'bytes buffered for one slow client before it is closed'),
+    drain_timeout: int(10, 0, 3600, 'seconds a shutdown (SIGTERM/SIGINT) spends delivering the accepted backlog to connected clients before closing them'),
+  },
+  gateway: {
+    port: int(8081, 0, 65535, 'HTTP gateway port'),
+    max_body: int(1048576, 1024, 64 * 1024 * 1024, 'largest HTTP request body, bytes (larger: 413)'),
+  },
+  grpc: {
+    addr: addrOrOff('0.0.0.0:9002', 'gRPC address (host:port); off disables gRPC'),
+  },
+  queue: {
+    driver: oneOf('memory', ['memory', 'nsq'] as const, 'memory (embedded, nothing else needed) or nsq'),
+    nsqd_tcp: addrs('127.0.0.1:4150', 'nsqd TCP addresses, comma-separated; pushes go to the first reachable one, all are consumed'),
+    lookupd_http: addrs('', 'nsqlookupd HTTP addresses, comma-separated; when set, nsqd is discovered through them'),
+    topic: str('pusher', 'NSQ topic (gopusher producers publish here: the body is a protobuf PushRequest)', NSQ_NAME),
+    channel: str('', 'NSQ channel; empty = <hostname>-<ws_port>, so every node gets every push', NSQ_NAME),
+    max_in_flight: int(2500, 1, 1_000_000, 'messages handed to the processors and not yet finished (NSQ: split over the processor threads, each capped by nsqd --max-rdy-count, 2500 by default)'),
+    capacity: int(100000, 1, 100_000_000, 'messages the embedded queue holds (driver = memory); when full, pushes get 503'),
+    warmup: int(5, 0, 600, 'driver = nsq: seconds at most from start-up to consuming, so that reconnecting clients are back before the backlog is delivered; consuming starts earlier once the connection count has not changed for 1 s. 0 = at once'),
+    output_buffer_timeout: int(1, -1, 30_000, 'driver = nsq: milliseconds nsqd may hold messages for this node before writing them (IDENTIFY output_buffer_timeout); nsqd must allow it (--min-output-buffer-timeout), else the consumer says so once and reads unbuffered; -1 = unbuffered'),
+  },
+  processor: {
+    threads: int(0, 0, 64, 'processor threads; 0 = one per core, at most 4'),
+    batch_size: int(1000, 1, 100_000, 'most queue messages per processor task'),
+  },
+  push: {
+    max_content: int(65536, 1, 1024 * 1024, 'largest push content, UTF-8 bytes'),
+    max_recipients: int(1000, 1, 1_000_000, "most card_ids in one push's to"),
+    max_id_length: int(256, 1, 4096, 'longest card_id / app_id, characters'),
+  },
+  log: {
+    level: oneOf('info', LEVELS, 'debug, info, warn, error or silent; one line per event on stdout'),
+  },
+  debug: {
+    crash_route: bool(false, 'enables POST /debug/crash?shard=N and ?processor=N (the tests crash a shard or a processor thread with it); never in production'),
+  },
+} as const;
+
+export type Schema = typeof SCHEMA;
+export type Section = keyof Schema;
+type ValueOf<S> = S extends Spec<infer T> ? T : never;
+
+/** The configuration as parsed, one field per key, named as in config.ini. */
+export type Values = { readonly [S in Section]: { readonly [K in keyof Schema[S]]: ValueOf<Schema[S][K]> } };
+
+/**
+ * The configuration the server runs with: Values, with the keys whose 0 or
+ * empty means "derive it" resolved (server.shards, processor.threads,
+ * queue.channel).
+ */
+export type Config = Values;
