@@ -15,7 +15,6 @@ export interface Logger {
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
-  enabled(level: LogLevel): boolean;
 }
 
 function format(value: string | number | boolean): string {
@@ -43,6 +42,5 @@ export function createLogger(name: string, level: LogLevel): Logger {
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
-    enabled: (l) => RANK[l] >= min,
   };
 }

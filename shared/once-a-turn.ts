@@ -1,8 +1,9 @@
 // Coalesces work per event-loop turn: however often the returned function is
-// called during one turn, `fn` runs once, on the next (setImmediate). Used to
-// batch what crosses threads or sockets (member counts, MPUBs, FIN/REQ).
+// called during one turn, `fn` runs once, on the next (setImmediate), or at
+// the end of the current one (process.nextTick). Used to batch what crosses
+// threads or sockets (member counts, MPUBs, answers, FIN/REQ).
 
-export function onceATurn(fn: () => void): () => void {
+export function onceATurn(fn: () => void, schedule: (run: () => void) => void = setImmediate): () => void {
   let scheduled = false;
   const run = (): void => {
     scheduled = false;
@@ -11,6 +12,6 @@ export function onceATurn(fn: () => void): () => void {
   return () => {
     if (scheduled) return;
     scheduled = true;
-    setImmediate(run);
+    schedule(run);
   };
 }

@@ -6,6 +6,8 @@
 
 import { PushError } from '../../shared/errors';
 import type { Logger } from '../../shared/log';
+import { IdleWaiter, once } from '../../shared/lifecycle';
+import { onceATurn } from '../../shared/once-a-turn';
 import { encodeMpub, NsqWriter } from './nsq-writer';
 
 /** nsqd's --max-msg-size default: a larger message is E_BAD_BODY and closes the connection. */
@@ -23,6 +25,8 @@ const MAX_MPUB_MESSAGES = 2_000;
 const MAX_MPUBS_IN_FLIGHT = 2;
 /** An MPUB unanswered this long means a hung nsqd: drop the connection and reconnect. */
 const ACK_TIMEOUT_MS = 5_000;
+/** How long close() waits for nsqd's answers to sent MPUBs. */
+const CLOSE_TIMEOUT_MS = 5_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2_000;
 const LOOKUPD_TIMEOUT_MS = 2_000;
@@ -72,10 +76,10 @@ export class NsqProducer {
   private open: Mpub | null = null;
   /** Full MPUBs waiting for a slot (MAX_MPUBS_IN_FLIGHT), oldest first. */
   private readonly full: Mpub[] = [];
-  private flushScheduled = false;
+  private readonly flushSoon = onceATurn(() => this.flush());
   /** MPUBs written and not yet answered, oldest first (nsqd answers in order). */
   private readonly sent = new Set<Mpub>();
-  private onIdle: (() => void) | null = null;
+  private readonly idle = new IdleWaiter(() => this.sent.size === 0);
 
   constructor(private readonly opts: ProducerOptions, private readonly log: Logger) {}
 
@@ -125,10 +129,7 @@ export class NsqProducer {
           caller.remaining++;
         }
       }
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(flushOpen, this);
-      }
+      this.flushSoon();
     });
   }
 
@@ -137,8 +138,7 @@ export class NsqProducer {
    * publish() and after every answer, so the MPUB being filled goes out as
    * soon as one in flight was answered, with everything that arrived meanwhile.
    */
-  flush(): void {
-    this.flushScheduled = false;
+  private flush(): void {
     while (this.sent.size < MAX_MPUBS_IN_FLIGHT) {
       const m = this.full.shift() ?? this.open;
       if (m === null) return;
@@ -171,7 +171,7 @@ export class NsqProducer {
       }
     }
     this.flush();
-    if (this.sent.size === 0 && this.onIdle !== null) this.onIdle();
+    this.idle.poke();
   }
 
   private fail(m: Mpub, err: PushError): void {
@@ -251,12 +251,12 @@ export class NsqProducer {
     this.lastError = 'connection closed';
     this.log.info(this.outage ? 'nsqd reachable again; pushes are accepted' : 'publishing to nsqd', { nsqd: this.address, topic: this.opts.topic });
     this.outage = false;
-    this.watchdog = setInterval(checkAcks, 1_000, this, writer);
+    this.watchdog = setInterval(() => this.checkAcks(writer), 1_000);
     this.watchdog.unref();
   }
 
   /** Closes the connection when nsqd sits on the oldest MPUB; closing fails every pending one. */
-  checkAcks(writer: NsqWriter): void {
+  private checkAcks(writer: NsqWriter): void {
     const oldest = this.sent.values().next().value;
     if (oldest === undefined || Date.now() - oldest.sentAt < ACK_TIMEOUT_MS || writer !== this.writer) return;
     writer.close(`no answer to a publish within ${ACK_TIMEOUT_MS} ms`);
@@ -276,48 +276,24 @@ export class NsqProducer {
     }
     const delay = Math.min(RETRY_MIN_MS * 2 ** this.attempt, RETRY_MAX_MS);
     this.attempt++;
-    this.retryTimer = setTimeout(reconnect, delay, this);
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
 
-  /** Sends what is queued, waits (bounded) for nsqd's answers, then closes. Safe to call twice. */
-  async close(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
+  /** Sends what is queued, waits (at most CLOSE_TIMEOUT_MS) for nsqd's answers, then closes. Safe to call twice. */
+  readonly close = once(async () => {
     this.closed = true;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.flush();
-    if (this.sent.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.onIdle = resolve;
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      clearTimeout(timer);
-    }
+    await this.idle.wait(CLOSE_TIMEOUT_MS);
     const writer = this.writer;
     this.writer = null;
     writer?.close();
     this.markDown();
-  }
+  });
 
   private markDown(): void {
     this.ready = false;
     if (this.watchdog !== null) clearInterval(this.watchdog);
     this.watchdog = null;
   }
-
-  retry(): void {
-    void this.connect();
-  }
-}
-
-function flushOpen(p: NsqProducer): void {
-  p.flush();
-}
-
-function checkAcks(p: NsqProducer, writer: NsqWriter): void {
-  p.checkAcks(writer);
-}
-
-function reconnect(p: NsqProducer): void {
-  p.retry();
 }

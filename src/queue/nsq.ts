@@ -4,13 +4,9 @@
 
 import type { Config } from '../config/schema';
 import type { Logger } from '../../shared/log';
-import { once } from '../../shared/lifecycle';
 import { NsqProducer } from './nsq-producer';
 import type { PushError } from '../../shared/errors';
 import type { Queue, QueueStats } from './queue';
-
-/** How long close() waits for nsqd's answers to sent MPUBs. */
-const CLOSE_TIMEOUT_MS = 5_000;
 
 export class NsqQueue implements Queue {
   private readonly producer: NsqProducer;
@@ -36,5 +32,7 @@ export class NsqQueue implements Queue {
     return { driver: 'nsq', depth: -1, inFlight: -1, connected: this.producer.connected };
   }
 
-  readonly close = once(() => this.producer.close(CLOSE_TIMEOUT_MS));
+  close(): Promise<void> {
+    return this.producer.close();
+  }
 }

@@ -11,6 +11,7 @@ import { Piscina } from 'piscina';
 import type { Config } from '../../src/config/schema';
 import type { Logger } from '../../shared/log';
 import type { SeqState } from '../../shared/seq-state';
+import { once } from '../../shared/lifecycle';
 import type { ConsumeOptions, ConsumerStats, MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../../shared/frames';
 import type { ConsumedBatch } from '../../src/queue/queue';
 import type { Mesh } from '../../src/mesh';
@@ -278,8 +279,9 @@ export class ProcessorPool {
     return out;
   }
 
-  async close(): Promise<void> {
+  /** Ends the threads; safe to call twice. */
+  readonly close = once(async () => {
     this.closing = true;
     await this.pool.destroy();
-  }
+  });
 }

@@ -6,6 +6,7 @@
 // promises it settles) go out in one write.
 
 import type { Socket } from 'node:net';
+import { onceATurn } from '../../../shared/once-a-turn';
 import { RequestParser, type HttpRefusal, type ParserSink, type RequestHead } from './parser';
 
 /** Requests read and not yet answered: above it the connection stops reading. */
@@ -89,13 +90,10 @@ function format(status: number, body: string, headers: string, close: boolean, n
  * answer is not held back by it.
  */
 const dirty: Connection[] = [];
-let flushScheduled = false;
-
-function flushAll(): void {
-  flushScheduled = false;
+const flushSoon = onceATurn(() => {
   for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
   dirty.length = 0;
-}
+}, process.nextTick);
 
 export const enum Phase {
   /** Reading requests. */
@@ -259,10 +257,7 @@ export class Connection implements ParserSink {
     if (this.out !== '' && !this.inDirty) {
       this.inDirty = true;
       dirty.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        process.nextTick(flushAll);
-      }
+      flushSoon();
     }
     if (this.phase === Phase.Closing && this.first === q.length && this.current === null && !this.inDirty) this.end();
   }

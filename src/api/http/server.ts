@@ -6,6 +6,7 @@
 // "Dependencies").
 
 import { createServer, type Server, type Socket } from 'node:net';
+import { IdleWaiter } from '../../../shared/lifecycle';
 import { Connection, type HttpHandler } from './connection';
 
 /** A connection with nothing to answer and no byte read for this long is closed (uWS's HTTP idle timeout). */
@@ -34,9 +35,23 @@ function onError(): void {
   // A reset or a broken pipe: 'close' follows, and the client is gone.
 }
 
+/** The open connections; close() waits until it is empty. */
+class Connections extends Set<Connection> {
+  constructor(private readonly onRemoved: () => void) {
+    super();
+  }
+
+  override delete(c: Connection): boolean {
+    const had = super.delete(c);
+    this.onRemoved();
+    return had;
+  }
+}
+
 export class HttpServer {
   private readonly server: Server;
-  private readonly conns = new Set<Connection>();
+  private readonly conns: Connections = new Connections(() => this.idle.poke());
+  private readonly idle = new IdleWaiter(() => this.conns.size === 0);
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(private readonly handler: HttpHandler, private readonly maxBody: number) {
@@ -86,8 +101,7 @@ export class HttpServer {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
     for (const c of this.conns) c.finish();
-    const end = Date.now() + CLOSE_GRACE_MS;
-    while (this.conns.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await this.idle.wait(CLOSE_GRACE_MS);
     for (const c of this.conns) c.socket.destroy();
   }
 }
