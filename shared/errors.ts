@@ -31,7 +31,7 @@ export const ApiErrors = {
   PUSH_ERR_BAD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'ids must be non-empty strings within the length limit' },
   PUSH_ERR_TOO_MANY_RECIPIENTS: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"to" lists more card_ids than push.max_recipients' },
   PUSH_ERR_CONTENT_TOO_LARGE: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"content" is longer than push.max_content bytes' },
-  PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"pushes" must hold at least one push' },
+  PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'a batch must hold at least one push (or broadcast)' },
   PUSH_ERR_MISSING_CARD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'cardID is required (a query parameter on HTTP)' },
   PUSH_ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request body is larger than gateway.max_body bytes' },
   PUSH_ERR_BAD_HTTP: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'malformed HTTP/1.1 request' },
@@ -67,7 +67,11 @@ export const WsErrors = {
   PUSH_ERR_WS_UNKNOWN_EVENT: { close: 4001, message: 'unknown event' },
   PUSH_ERR_WS_BINARY: { close: 1003, message: 'binary frames are not supported' },
   PUSH_ERR_WS_TOO_LARGE: { close: 1009, message: 'frame is larger than server.max_payload' },
-  PUSH_ERR_WS_JOIN_INVALID: { close: 0, message: 'join needs data.card_id (and optional data.app_id) as non-empty strings within push.max_id_length' },
+  PUSH_ERR_WS_JOIN_INVALID: {
+    close: 0,
+    message: 'join needs data.card_id (and optional data.app_id) as non-empty strings within push.max_id_length, '
+      + 'optional data.recover true or false, optional data.since {"offset": integer >= 0, "epoch": string}',
+  },
   PUSH_ERR_WS_SHUTDOWN: { close: 1001, message: 'server shutting down' },
   PUSH_ERR_WS_INTERNAL: { close: 1011, message: 'shard restarting after an internal error' },
 } as const;

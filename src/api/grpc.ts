@@ -1,5 +1,5 @@
 // The gRPC front door (@grpc/grpc-js): gopusher's proto.Rpc service plus the
-// batch extensions (grpc-definition.ts). Every handler delegates to
+// batch and broadcast extensions (grpc-definition.ts). Every handler delegates to
 // PushService, so validation, queueing and answers are the HTTP gateway's;
 // pushes are queued as the bytes that arrived. Server reflection comes from
 // @grpc/reflection.
@@ -27,6 +27,7 @@ const STREAM_PIPELINE = 8;
 
 interface PushReply { code: number; message: string }
 interface PushBatchRequest { pushes: EncodedPush[] }
+interface BroadcastBatchRequest { broadcasts: unknown[] }
 interface PushBatchReply { code: number; message: string; accepted: number }
 interface CardRequest { cardID: string }
 
@@ -51,6 +52,13 @@ export class GrpcServer {
         { code: 0, message: 'ok', accepted: await this.admitted(() => this.push.pushManyEncoded(req.pushes)) }
       )),
       PushStream: this.onPushStream.bind(this),
+      Broadcast: this.unary(async (req: unknown): Promise<PushReply> => {
+        await this.admitted(() => this.push.broadcast(req));
+        return OK_REPLY;
+      }),
+      BroadcastBatch: this.unary(async (req: BroadcastBatchRequest): Promise<PushBatchReply> => (
+        { code: 0, message: 'ok', accepted: await this.admitted(() => this.push.broadcastMany(req.broadcasts)) }
+      )),
       System: this.unary((): Promise<SystemReply> => this.push.system()),
       IsOnline: this.unary(async (req: CardRequest) => ({ result: await this.push.isOnline(req.cardID) })),
       Group: this.unary(async (req: CardRequest) => ({ clientNum: await this.push.group(req.cardID) })),

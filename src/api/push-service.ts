@@ -4,7 +4,8 @@
 //
 // The queue body is the protobuf PushRequest. A JSON push (HTTP) is checked
 // and encoded once; a gRPC push arrives as those very bytes, so it is checked
-// from its decoded form and its bytes are queued as they came.
+// from its decoded form and its bytes are queued as they came. A broadcast is
+// queued as a PushRequest too, with `broadcast` set and `to` empty.
 
 import { cpus } from 'node:os';
 import type { Config } from '../config/schema';
@@ -31,6 +32,12 @@ export interface EncodedPush {
   readonly req: PushRequest;
 }
 
+function str(name: string, v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new PushError('PUSH_ERR_INVALID_REQUEST', `"${name}" must be a string`);
+  return v;
+}
+
 export class PushService {
   private closed = false;
 
@@ -46,20 +53,30 @@ export class PushService {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw new PushError('PUSH_ERR_INVALID_REQUEST', 'request must be a JSON object with "to" and "content"');
     }
-    const { from, to, appID, content } = input as Record<string, unknown>;
-    const str = (name: string, v: unknown): string => {
-      if (v === undefined || v === null) return '';
-      if (typeof v !== 'string') throw new PushError('PUSH_ERR_INVALID_REQUEST', `"${name}" must be a string`);
-      return v;
-    };
+    const { from, to, appID, content, broadcast } = input as Record<string, unknown>;
     if (to !== undefined && to !== null && !Array.isArray(to)) throw new PushError('PUSH_ERR_INVALID_REQUEST', '"to" must be an array of card_id strings');
-    return { from: str('from', from), to: (to ?? []) as string[], appID: str('appID', appID), content: str('content', content) };
+    if (broadcast !== undefined && broadcast !== null && typeof broadcast !== 'boolean') throw new PushError('PUSH_ERR_INVALID_REQUEST', '"broadcast" must be a boolean');
+    return {
+      from: str('from', from), to: (to ?? []) as string[], appID: str('appID', appID), content: str('content', content), broadcast: broadcast === true,
+    };
+  }
+
+  /** A broadcast as JSON (HTTP), or as gRPC decoded it (BroadcastRequest, defaults filled in), as its queue body. */
+  private broadcastBody(input: unknown): Uint8Array {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw new PushError('PUSH_ERR_INVALID_REQUEST', 'request must be a JSON object with "content" (and "appID")');
+    }
+    const { from, appID, content } = input as Record<string, unknown>;
+    const req: PushRequest = { from: str('from', from), to: [], appID: str('appID', appID), content: str('content', content), broadcast: true };
+    this.checkCommon(req);
+    return PushRequestType.encode(req).finish();
   }
 
   /** The limits every push must meet, however it came. Throws PushError with the first problem. */
   private check(req: PushRequest): void {
-    const { max_id_length: maxIdLength, max_recipients: maxRecipients, max_content: maxContent } = this.config.push;
+    const { max_id_length: maxIdLength, max_recipients: maxRecipients } = this.config.push;
     const { to } = req;
+    if (req.broadcast) throw new PushError('PUSH_ERR_INVALID_REQUEST', '"broadcast" is set: send broadcasts with POST /broadcast or gRPC Broadcast');
     if (to.length === 0) throw new PushError('PUSH_ERR_EMPTY_TO');
     if (to.length > maxRecipients) throw new PushError('PUSH_ERR_TOO_MANY_RECIPIENTS', `"to" lists ${to.length} card_ids; push.max_recipients is ${maxRecipients}`);
     for (let i = 0; i < to.length; i++) {
@@ -68,6 +85,12 @@ export class PushService {
         throw new PushError('PUSH_ERR_BAD_ID', `"to"[${i}] must be a non-empty string of at most ${maxIdLength} characters`);
       }
     }
+    this.checkCommon(req);
+  }
+
+  /** What pushes and broadcasts share: appID and content within their limits. */
+  private checkCommon(req: PushRequest): void {
+    const { max_id_length: maxIdLength, max_content: maxContent } = this.config.push;
     if (req.appID.length > maxIdLength) throw new PushError('PUSH_ERR_BAD_ID', `"appID" is longer than ${maxIdLength} characters`);
     if (req.content.length > maxContent || Buffer.byteLength(req.content, 'utf8') > maxContent) {
       throw new PushError('PUSH_ERR_CONTENT_TOO_LARGE', `"content" is longer than ${maxContent} bytes (push.max_content)`);
@@ -120,7 +143,23 @@ export class PushService {
 
   /** JSON pushes, all or nothing: every one is checked before any is queued. Resolves with the count accepted. */
   pushMany(inputs: readonly unknown[]): Promise<number> {
-    return this.publishAll(inputs, (input) => this.encodeJson(input));
+    return this.publishAll(inputs, (input) => this.encodeJson(input), 'pushes');
+  }
+
+  /** A broadcast (JSON, or a decoded gRPC BroadcastRequest), after admit(): checked and queued like a push. */
+  broadcast(input: unknown): Promise<void> {
+    let body: Uint8Array;
+    try {
+      body = this.broadcastBody(input);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.publish([body]);
+  }
+
+  /** Broadcasts, all or nothing; resolves with the count accepted. */
+  broadcastMany(inputs: readonly unknown[]): Promise<number> {
+    return this.publishAll(inputs, (input) => this.broadcastBody(input), 'broadcasts');
   }
 
   /** gRPC pushes, all or nothing, queued as the bytes that arrived. */
@@ -128,16 +167,17 @@ export class PushService {
     return this.publishAll(pushes, (push) => {
       this.check(push.req);
       return push.bytes;
-    });
+    }, 'pushes');
   }
 
-  private async publishAll<T>(items: readonly T[], body: (item: T) => Uint8Array): Promise<number> {
-    if (items.length === 0) throw new PushError('PUSH_ERR_EMPTY_BATCH');
+  /** `field`: the batch's list, named in errors. */
+  private async publishAll<T>(items: readonly T[], body: (item: T) => Uint8Array, field: string): Promise<number> {
+    if (items.length === 0) throw new PushError('PUSH_ERR_EMPTY_BATCH', `"${field}" must hold at least one item`);
     const bodies = items.map((item, i) => {
       try {
         return body(item);
       } catch (err) {
-        if (err instanceof PushError) throw new PushError(err.code, `pushes[${i}]: ${err.message}`);
+        if (err instanceof PushError) throw new PushError(err.code, `${field}[${i}]: ${err.message}`);
         throw err;
       }
     });

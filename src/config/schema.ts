@@ -123,6 +123,11 @@ export const SCHEMA = {
     max_recipients: int(1000, 1, 1_000_000, "most card_ids in one push's to"),
     max_id_length: int(256, 1, 4096, 'longest card_id / app_id, characters'),
   },
+  history: {
+    size: int(32, 0, 10_000, 'pushes kept per card_id for recovery (joins with "recover"/"since"), by the shard that owns the card; only cards with a recovering connection now or within history.ttl keep any. 0 = keep none (a rejoin recovers only when it missed nothing)'),
+    ttl: int(300, 1, 86_400, 'seconds a kept push stays recoverable; a card with no connection and no push for this long forgets its history (a rejoin then gets recovered:false)'),
+    max_bytes: int(64 * 1024 * 1024, 0, 1 << 30, 'payload bytes of kept pushes per shard at most; past it the least recently active cards lose their kept pushes first (rejoins that needed them get recovered:false)'),
+  },
   log: {
     level: oneOf('info', LEVELS, 'debug, info, warn, error or silent; one line per event on stdout'),
   },

@@ -1,11 +1,27 @@
-// Wires a Registry (and optionally a Delivery) to peer ports the way
-// workers/shard/worker.ts onPeerFrame does, and finds card_ids owned by a given shard.
+// Builds a Registry with its History and wires them (and optionally a
+// Delivery) to peer ports the way workers/shard/worker.ts does, and finds
+// card_ids owned by a given shard.
 
 import type { MessagePort } from 'node:worker_threads';
 import { ownerOf } from '../../shared/hash';
-import { F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, type PeerFrame } from '../../shared/frames';
-import type { Registry } from '../../workers/shard/registry';
+import { F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, type HistoryLimits, type MembersUpdate, type PeerFrame } from '../../shared/frames';
+import { Registry, type Confirm } from '../../workers/shard/registry';
+import { History } from '../../workers/shard/history';
 import type { Delivery } from '../../workers/shard/delivery';
+
+export const TEST_HISTORY: HistoryLimits = { size: 4, ttlMs: 60_000, maxBytes: 1 << 20 };
+
+/** A Registry and its History, as a shard thread makes them. */
+export function makeRegistry(index: number, shards: number, confirm: Confirm = () => {}, limits = TEST_HISTORY): { reg: Registry; history: History } {
+  const history: History = new History(limits, (card: string): boolean => reg.has(card));
+  const reg: Registry = new Registry(index, shards, confirm, history);
+  return { reg, history };
+}
+
+/** A peer's member update as it would send it (no recovery flags, no recoveries). */
+export function update(id: number, cards: string[], counts: number[]): MembersUpdate {
+  return { t: F_MEMBERS, id, sync: false, cards, counts, recover: cards.map(() => 0), seams: [] };
+}
 
 /** Attaches `port` as the port to `peer`, dispatching its frames as the shard thread does. */
 export function attachPeer(registry: Registry, peer: number, port: MessagePort, delivery?: Delivery): void {
@@ -21,7 +37,7 @@ export function attachPeer(registry: Registry, peer: number, port: MessagePort, 
         registry.applyMembers(peer, f);
         return;
       case F_MEMBERS_ACK:
-        registry.membersAcked(peer, f.id);
+        registry.membersAcked(peer, f);
     }
   });
   registry.attachPeer(peer, port);

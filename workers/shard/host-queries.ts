@@ -8,7 +8,7 @@ import { PushError } from '../../shared/errors';
 
 const QUERY_TIMEOUT_MS = 5_000;
 
-const EMPTY: ShardStats = { clients: 0, groups: 0, localGroups: 0, delivered: 0, undelivered: 0, dropped: 0 };
+const EMPTY: ShardStats = { clients: 0, groups: 0, localGroups: 0, delivered: 0, undelivered: 0, dropped: 0, historyCards: 0, historyBytes: 0 };
 
 interface Pending {
   resolve(value: ShardAnswer<ShardQueryKind>): void;

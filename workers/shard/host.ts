@@ -47,6 +47,7 @@ export class ShardHost {
       index, shards: this.slots.length, host: s.host, wsPort: s.ws_port, maxPayload: s.max_payload,
       idleTimeout: s.idle_timeout, maxBackpressure: s.max_backpressure, maxIdLength: this.config.push.max_id_length,
       logLevel: this.config.log.level, ...place,
+      history: { size: this.config.history.size, ttlMs: this.config.history.ttl * 1000, maxBytes: this.config.history.max_bytes },
     };
     const slot = this.slots[index]!;
     const gen = ++slot.gen;

@@ -15,14 +15,18 @@ import { F_DELIVER, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, F_REPLAY
 import { WsErrors } from '../../shared/errors';
 import { Registry, type Socket, type SocketData } from './registry';
 import { Delivery } from './delivery';
+import { History } from './history';
 import { Sequencer } from './sequencer';
-import { closeWith, confirmJoins, handleFrame } from './protocol';
+import { AppTopics } from './app-topics';
+import { closeWith, confirmJoins, handleFrame, type Wire } from './protocol';
 
 const init = workerData as ShardInit;
 const log = createLogger(`shard-${init.index}`, init.logLevel);
 const main = parentPort!;
-const registry = new Registry(init.index, init.shards, confirmJoins);
-const delivery = new Delivery(registry);
+const history: History = new History(init.history, (card: string): boolean => registry.has(card));
+const registry = new Registry(init.index, init.shards, confirmJoins, history);
+// Broadcasts go through the uWS app made below (AppTopics).
+const delivery = new Delivery(registry, history, (payload, app) => apps.publish(payload, app));
 
 // A restarted shard delivers nothing until the processors re-sent what its
 // previous incarnation never acknowledged and its peers told it their members
@@ -70,7 +74,7 @@ const app = uWS.App()
         res.writeStatus('503 Service Unavailable').end();
         return;
       }
-      const data: SocketData = { card: '', app: '', closed: false, unconfirmed: 0, owed: 0 };
+      const data: SocketData = { card: '', app: '', closed: false, unconfirmed: 0, held: null, recover: false, seam: null };
       res.upgrade(
         data,
         req.getHeader('sec-websocket-key'),
@@ -91,13 +95,16 @@ const app = uWS.App()
         closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE');
         return;
       }
-      handleFrame(ws, Buffer.from(message).toString('utf8'), registry, init.maxIdLength);
+      handleFrame(ws, Buffer.from(message).toString('utf8'), wire);
     },
     close(ws) {
       const ud = ws.getUserData();
       ud.closed = true;
       sockets.delete(ws);
-      if (ud.card !== '') registry.leave(ws, ud.card);
+      if (ud.card !== '') {
+        registry.leave(ws, ud.card);
+        apps.leave(ud.app);
+      }
     },
   })
   .get('/', (res) => {
@@ -107,6 +114,9 @@ const app = uWS.App()
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json')
       .end('{"code":5,"message":"no such route; WebSocket clients connect to /ws","error":"PUSH_ERR_NOT_FOUND"}');
   });
+
+const apps = new AppTopics(app);
+const wire: Wire = { registry, apps, maxIdLength: init.maxIdLength };
 
 app.listen(init.host, init.wsPort, (token) => {
   if (token === false) {
@@ -149,7 +159,7 @@ function onPeerFrame(peer: number, port: MessagePort, frame: PeerFrame): void {
       if (frame.sync) peerReady(peer);
       return;
     case F_MEMBERS_ACK:
-      registry.membersAcked(peer, frame.id);
+      registry.membersAcked(peer, frame);
   }
 }
 
@@ -159,6 +169,8 @@ function stats(): ShardStats {
     groups: registry.owned,
     localGroups: registry.local.size,
     ...delivery.counters,
+    historyCards: history.size,
+    historyBytes: history.bytes,
   };
 }
 
@@ -224,6 +236,10 @@ const stallCheck = setInterval(() => {
 }, 5_000);
 stallCheck.unref();
 
+// Cards idle for history.ttl with no member left forget their history.
+const historySweep = setInterval(() => history.sweep(Date.now()), 1_000);
+historySweep.unref();
+
 /** Closes every handle this thread holds, so it can end without aborting the process. */
 function closeAll(code: number, reason: string): void {
   if (listenSocket !== null) {
@@ -237,6 +253,7 @@ function closeAll(code: number, reason: string): void {
   // Forcefully closes what is left (HTTP keep-alive connections, closing sockets).
   app.close();
   clearInterval(stallCheck);
+  clearInterval(historySweep);
   sequencer.close();
   for (const port of registry.peers) port?.close();
   for (const port of processorPorts) port.close();
