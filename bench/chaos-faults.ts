@@ -14,6 +14,7 @@ const NSQD_DOWN_MS = 2_000;
 const PAUSE_SETTLE_MS = 5_000;
 const CRASHED_SHARD = 0;
 const SHARD_RESTART_TIMEOUT_MS = 15_000;
+const CONSUMING_TIMEOUT_MS = 30_000;
 const TOPIC = 'pusher';
 
 export interface FaultRecord {
@@ -67,13 +68,24 @@ async function restartNsqd(nsqd: Nsqd, how: Options['nsqdStop']): Promise<{ labe
   return { label: 'nsqd planned restart', detail: { signal: 'SIGTERM', channelsPaused: names, exit, downMs: NSQD_DOWN_MS } };
 }
 
-async function shardRestarts(server: ServerHandle): Promise<number[] | null> {
+interface Stats {
+  restarts: number[];
+  shards: { clients: number }[];
+  /** NSQ: producer and consumer connected; the consumer connects once the warm-up is over. */
+  queue: { connected: boolean };
+}
+
+async function stats(server: ServerHandle): Promise<Stats | null> {
   try {
     const res = await fetch(`${server.httpUrl}/stats`, { signal: AbortSignal.timeout(2000) });
-    return ((await res.json()) as { restarts: number[] }).restarts;
+    return (await res.json()) as Stats;
   } catch {
     return null;
   }
+}
+
+async function shardRestarts(server: ServerHandle): Promise<number[] | null> {
+  return (await stats(server))?.restarts ?? null;
 }
 
 async function crashShard(server: ServerHandle): Promise<{ label: string; detail: Record<string, unknown> }> {
@@ -87,12 +99,31 @@ async function crashShard(server: ServerHandle): Promise<{ label: string; detail
   return { label: `shard ${CRASHED_SHARD} crash`, detail: { shard: CRASHED_SHARD, restartedAfterMs: Date.now() - started } };
 }
 
+/**
+ * SIGTERM, wait for the exit, start again; then, since the restarted server
+ * consumes only after its warm-up (queue.warmup: until the connection count
+ * has been still for 1 s, at most 5 s), when it started consuming and how
+ * many clients it had then.
+ */
 async function restartPusher(server: ServerHandle): Promise<{ label: string; detail: Record<string, unknown> }> {
   const started = Date.now();
   const exit = await server.process!.kill('SIGTERM');
   const stopMs = Date.now() - started;
   await server.process!.start();
-  return { label: 'pusher restart', detail: { signal: 'SIGTERM', exit, stopMs, downMs: Date.now() - started } };
+  const downMs = Date.now() - started;
+  let s = await stats(server);
+  while (s?.queue.connected !== true && Date.now() - started < CONSUMING_TIMEOUT_MS) {
+    await sleep(50);
+    s = await stats(server);
+  }
+  const consuming = s?.queue.connected === true;
+  return {
+    label: 'pusher restart',
+    detail: {
+      signal: 'SIGTERM', exit, stopMs, downMs, consumingAfterMs: consuming ? Date.now() - started : null,
+      clientsWhenConsuming: consuming ? s!.shards.reduce((n, x) => n + x.clients, 0) : null,
+    },
+  };
 }
 
 export async function inject(kind: FaultKind, o: Options, server: ServerHandle, nsqd: Nsqd, fleet: Fleet): Promise<FaultRecord> {

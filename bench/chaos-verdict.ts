@@ -107,6 +107,16 @@ export interface RestartBacklog {
   deliveredAfterReconnect: number;
   neither: number;
   samples: { id: number; group: string; member: number; ackedS: number; closedS: number; rejoinedS: number | null }[];
+  /** Connections the restart closed, and when their members were back (joined again), in s from the restart: half, 90 %, 99 %, all (null: some never were). */
+  closed: number;
+  rejoinedAfterS: { p50: number | null; p90: number | null; p99: number | null; all: number | null };
+  /**
+   * Pushes acknowledged after the restart until every connection was back,
+   * and how many of them no connection received: the server consumed them
+   * while their members were still away (the warm-up is meant to wait).
+   */
+  ackedWhileRejoining: number;
+  ackedWhileRejoiningNeverReceived: number;
 }
 
 export interface Verdict {
@@ -419,7 +429,31 @@ function restartBacklog(f: FaultRecord, p: Pushes, s: Sessions, byGroup: number[
     if (l === undefined) bySlot.set(s.slot[i]!, [i]);
     else l.push(i);
   }
-  const out: RestartBacklog = { pairs: 0, deliveredBeforeRestart: 0, deliveredAfterReconnect: 0, neither: 0, samples: [] };
+  const out: RestartBacklog = {
+    pairs: 0, deliveredBeforeRestart: 0, deliveredAfterReconnect: 0, neither: 0, samples: [], closed: 0,
+    rejoinedAfterS: { p50: null, p90: null, p99: null, all: null }, ackedWhileRejoining: 0, ackedWhileRejoiningNeverReceived: 0,
+  };
+  // Back: a connection the restart closed (within THROUGHOUT_MS of it) whose slot joined again.
+  const back: number[] = [];
+  for (let m = 0; m < s.slot.length; m++) {
+    const close = s.closeUs[m]!;
+    if (close < f.atUs || close >= f.atUs + THROUGHOUT_MS * 1000) continue;
+    out.closed++;
+    const next = bySlot.get(s.slot[m]!)!.find((n) => s.joinUs[n]! >= close);
+    back.push(next === undefined ? Infinity : (s.joinUs[next]! - f.atUs) / 1e6);
+  }
+  back.sort((a, b) => a - b);
+  const at = (q: number): number | null => {
+    const v = back[Math.min(back.length - 1, Math.ceil(q * back.length) - 1)];
+    return v === undefined || v === Infinity ? null : +v.toFixed(2);
+  };
+  out.rejoinedAfterS = { p50: at(0.5), p90: at(0.9), p99: at(0.99), all: at(1) };
+  const allBackUs = f.atUs + (back.length === 0 ? 0 : Math.min(back[back.length - 1]!, THROUGHOUT_MS * 4 / 1000) * 1e6);
+  for (let id = 0; id < p.n; id++) {
+    if (p.status[id] !== PushStatus.acked || p.ackUs[id]! < f.atUs || p.ackUs[id]! > allBackUs) continue;
+    out.ackedWhileRejoining++;
+    if (s.firstAny[id] === Infinity) out.ackedWhileRejoiningNeverReceived++;
+  }
   for (let id = 0; id < p.n; id++) {
     const ack = p.ackUs[id]!;
     if (p.status[id] !== PushStatus.acked || ack >= f.atUs || ack < f.atUs - THROUGHOUT_MS * 1000) continue;

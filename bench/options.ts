@@ -50,6 +50,8 @@ export interface Options {
   faults: FaultKind[];
   /** chaos: how nsqd is stopped: SIGKILL (`kill`), or pause the channel, SIGTERM, start, unpause (`planned`). */
   nsqdStop: 'kill' | 'planned';
+  /** chaos: keep the sender's and holders' records (they are kept anyway when a push was missed). */
+  keepRecords: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
   name: string;
 }
@@ -81,6 +83,7 @@ scenarios: connections | push | fanout | sustained | chaos   (see bench/README.m
   --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
   --faults a,b,c          chaos: faults in order, from nsqd, shard, pusher (default: all three)
   --nsqd-stop kill|planned  chaos: SIGKILL nsqd, or pause the channel + SIGTERM (default kill)
+  --keep-records          chaos: keep the push and frame records (bench/chaos-log.ts) in a temporary dir
   --name NAME             result file name: bench/results/NAME.{json,svg}`;
 
 function defaults(scenario: Scenario, quick: boolean): Options {
@@ -88,7 +91,7 @@ function defaults(scenario: Scenario, quick: boolean): Options {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
     target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false,
-    faults: [...FAULTS], nsqdStop: 'kill', name: '',
+    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '',
   };
   switch (scenario) {
     case 'connections':
@@ -210,6 +213,7 @@ export function parseOptions(argv: readonly string[]): Options {
       }
       case '--app-mix': o.appMix = appMix(next() ?? ''); break;
       case '--faults': o.faults = faults(next()); break;
+      case '--keep-records': o.keepRecords = true; break;
       case '--nsqd-stop': {
         const v = next();
         if (v !== 'kill' && v !== 'planned') throw new Error('--nsqd-stop must be kill or planned');

@@ -77,14 +77,15 @@ export async function chaos(ctx: Ctx): Promise<Record<string, unknown>> {
     process.stderr.write(`chaos: ${v.check.missed} missed of ${v.check.checkedDeliveries} deliveries to members connected throughout `
       + `(${v.later.missed} of ${v.later.checkedDeliveries} to members that received a later push); ${v.acknowledged} acknowledged, ${failed} failed, ${v.duplicates} duplicates\n`);
     // A miss is a server bug to chase: keep the records (chaos-log.ts readColumns) for it.
-    keep = v.check.missed > 0 || v.later.missed > 0;
+    keep = o.keepRecords || v.check.missed > 0 || v.later.missed > 0;
     if (keep) process.stderr.write(`chaos: records kept in ${dir}\n`);
     const { perSecond, ...rest } = v;
     return {
       missedByConnectedMembers: v.check.missed, checkedDeliveries: v.check.checkedDeliveries,
       missedByLaterPushCheck: v.later.missed, laterPushCheckedDeliveries: v.later.checkedDeliveries, duplicates: v.duplicates,
       sent: v.sent, acknowledged: v.acknowledged, failed, acknowledgedNeverReceived: v.acknowledgedNeverReceived,
-      restartBacklogNotReached: v.restartBacklog?.neither ?? null, deliveryAfterAckP99Ms: v.deliveryAfterAckMs.p99,
+      restartBacklogNotReached: v.restartBacklog?.neither ?? null,
+      ackedWhileRejoiningNeverReceived: v.restartBacklog?.ackedWhileRejoiningNeverReceived ?? null, deliveryAfterAckP99Ms: v.deliveryAfterAckMs.p99,
       recoveredAfterS: Object.fromEntries(v.recovery.map((r) => [r.kind, r.recoveredAfterS])),
       definitions: { throughoutMs: THROUGHOUT_MS, laterMs: LATER_MS, onTimeMs: ON_TIME_MS, steadyMs: STEADY_MS, shards, nsqdStop: o.nsqdStop },
       consumingAfterS, verdict: rest, faults, perSecond, connect: c, ...(keep ? { recordsDir: dir } : {}),
