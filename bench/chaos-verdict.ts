@@ -18,7 +18,7 @@
 // members once they had reconnected (README: "the backlog that waited in nsqd
 // reaches them").
 
-import { ownerOf } from '../src/shared/hash';
+import { ownerOf } from '../shared/hash';
 import { PushStatus, type Columns } from './chaos-log';
 import type { FaultRecord } from './chaos-faults';
 
