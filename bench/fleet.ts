@@ -85,6 +85,8 @@ export async function serverCounters(httpUrl: string): Promise<ServerCounters | 
 export interface FleetOptions {
   /** nsqd's pid, to sample its CPU beside the server's (null: none known). */
   nsqdPid: number | null;
+  /** WebSocket URLs to spread the connections over (connection i: wsUrls[i % n]); default the server's. */
+  wsUrls?: string[];
   /**
    * Poll the server's /stats once a second. The connections scenario doesn't:
    * each request leaves garbage, and the GCs it eventually sets off move the
@@ -117,10 +119,12 @@ export class Fleet {
   private statsNow: ServerCounters | null = null;
   private readonly nsqdPid: number | null;
   private readonly pollsStats: boolean;
+  private readonly wsUrls: string[];
 
   constructor(private readonly server: ServerHandle, private readonly label: string, o: FleetOptions) {
     this.nsqdPid = o.nsqdPid;
     this.pollsStats = o.pollStats;
+    this.wsUrls = o.wsUrls ?? [server.wsUrl];
     this.serverLast = server.pid === null ? null : sampleProc(server.pid);
     this.nsqdLast = o.nsqdPid === null ? null : sampleProc(o.nsqdPid);
     this.timer = setInterval(() => this.onSecond(), 1000);
@@ -156,7 +160,7 @@ export class Fleet {
         this.tickHist.addSparse(msg.hist, msg.sum, msg.max);
       });
       proc.once('exit', () => kid.onSettled?.(-1));
-      proc.send({ t: 'start', url: this.server.wsUrl, first, count: 0, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY });
+      proc.send({ t: 'start', urls: this.wsUrls, first, count: 0, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY });
       this.holders.push(kid);
       first += capacity;
     }
@@ -203,8 +207,11 @@ export class Fleet {
     return this.growTo(n);
   }
 
-  /** Forks the senders, each with its share of rate and count; resolves with their totals when all are done. */
-  async runSenders(base: Omit<SenderStart, 't' | 'index' | 'rate' | 'count'>, rate: number, count: number): Promise<void> {
+  /**
+   * Forks the senders, each with its share of rate and count; resolves with their totals when all are done.
+   * `httpUrls`: sender i pushes to httpUrls[i % n] instead of base.httpUrl (the nodes of a cluster).
+   */
+  async runSenders(base: Omit<SenderStart, 't' | 'index' | 'rate' | 'count'>, rate: number, count: number, httpUrls: string[] = []): Promise<void> {
     const done: Promise<void>[] = [];
     for (let i = 0; i < base.senders; i++) {
       const proc = fork(SENDER_JS, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -223,7 +230,7 @@ export class Fleet {
         });
         proc.once('exit', () => resolve());
       }));
-      proc.send({ ...base, t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate, base.senders, i)), count: count === 0 ? 0 : share(count, base.senders, i) });
+      proc.send({ ...base, ...(httpUrls.length > 0 ? { httpUrl: httpUrls[i % httpUrls.length]! } : {}), t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate, base.senders, i)), count: count === 0 ? 0 : share(count, base.senders, i) });
     }
     await Promise.all(done);
   }

@@ -59,7 +59,7 @@ function appOf(i: number): string | undefined {
 function open(slot: number, attempt: number): void {
   const index = cfg.first + slot;
   const local = cfg.localAddresses;
-  const ws = new BenchSocket(cfg.url, {
+  const ws = new BenchSocket(cfg.urls[index % cfg.urls.length]!, {
     perMessageDeflate: false,
     skipUTF8Validation: true,
     handshakeTimeout: 15_000,

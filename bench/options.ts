@@ -3,7 +3,7 @@
 
 import type { AppShare, PushPath } from './messages';
 
-export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained'] as const;
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'cluster'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 const PATHS: readonly PushPath[] = ['http', 'http-batch', 'grpc', 'grpc-batch', 'grpc-stream'];
 
@@ -45,10 +45,12 @@ export interface Options {
   serverCpuProf: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
   name: string;
+  /** cluster: pusher nodes (processes) started side by side. */
+  nodes: number;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
-scenarios: connections | push | fanout | sustained   (see bench/README.md)
+scenarios: connections | push | fanout | sustained | cluster   (see bench/README.md)
   --quick                 short smoke variant (< 1 minute)
   --connections N         WebSocket connections to hold
   --group-size K          connections per card_id
@@ -72,13 +74,14 @@ scenarios: connections | push | fanout | sustained   (see bench/README.md)
   --set section.key=value extra server config (repeatable)
   --nsqd-arg FLAG         extra nsqd flag, e.g. --nsqd-arg --mem-queue-size=0 (repeatable)
   --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
-  --name NAME             result file name: bench/results/NAME.{json,svg}`;
+  --name NAME             result file name: bench/results/NAME.{json,svg}
+  --nodes N               cluster: pusher nodes (each its own process, NSQ channel, etcd registration)`;
 
 function defaults(scenario: Scenario, quick: boolean): Options {
   const o: Options = {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
-    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false, name: '',
+    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false, name: '', nodes: 2,
   };
   switch (scenario) {
     case 'connections':
@@ -97,6 +100,13 @@ function defaults(scenario: Scenario, quick: boolean): Options {
       o.connections = quick ? 5000 : 19000;
       o.rate = 10000;
       o.duration = quick ? 20 : 120;
+      break;
+    case 'cluster':
+      // Every node consumes every push from nsqd; pushes spread over the nodes' gateways, pipelined.
+      o.driver = 'nsq';
+      o.connections = quick ? 4000 : 10000;
+      o.duration = quick ? 8 : 15;
+      o.senders = 2;
       break;
   }
   return o;
@@ -189,6 +199,7 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--set': o.sets.push(next() ?? ''); break;
       case '--nsqd-arg': o.nsqdArgs.push(next() ?? ''); break;
       case '--name': o.name = next() ?? ''; break;
+      case '--nodes': o.nodes = int(flag, next(), 1); break;
       default: throw new Error(`unknown option "${flag}"`);
     }
   }
@@ -203,7 +214,7 @@ export function parseOptions(argv: readonly string[]): Options {
   // MPUB acknowledgement) before sending the next: one request in flight per
   // connection, over more connections, as the reference push-nsq-http was
   // measured. Pipelining works too: --inflight 64 --sender-conns 8.
-  if (o.driver === 'nsq' && (o.path === 'http' || o.path === 'http-batch')) {
+  if (o.driver === 'nsq' && o.scenario !== 'cluster' && (o.path === 'http' || o.path === 'http-batch')) {
     if (!explicitInflight) o.inflight = 1;
     if (!explicitConns && o.path === 'http') o.senderConns = 64;
   }
@@ -215,6 +226,11 @@ export function parseOptions(argv: readonly string[]): Options {
     if (o.steps.length === 0) o.steps = evenSteps(o.connections, o.quick ? 4 : 6);
     else if (rest.includes('--connections')) o.steps = [...o.steps.filter((n) => n < o.connections), o.connections];
     else o.connections = o.steps[o.steps.length - 1]!;
+  }
+  if (o.scenario === 'cluster') {
+    if (o.target !== null || o.server !== 'pusher' || o.driver !== 'nsq') throw new Error('cluster starts its own pusher nodes with NSQ (no --target, --server, --driver memory)');
+    // One process can't hold much more: the open-file limit (20,000 here) counts every socket.
+    if (Math.ceil(o.connections / o.nodes) > 19_500) throw new Error(`cluster: ${Math.ceil(o.connections / o.nodes)} connections per node is over 19,500 (the 20,000 open files of one process): add --nodes`);
   }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
   return o;

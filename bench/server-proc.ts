@@ -200,3 +200,38 @@ export async function startNsqd(extraArgs: readonly string[] = []): Promise<Nsqd
     },
   };
 }
+
+export interface Daemon {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** nsqlookupd (built with nsqd by scripts/nsqd.sh) on free ports. */
+export async function startNsqlookupd(): Promise<Daemon & { tcp: string; http: string }> {
+  const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const [tcp, http] = [await freePort(), await freePort()];
+  const child = new Child(spawn(join(bin, 'nsqlookupd'), [`--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`, '--broadcast-address=127.0.0.1', '--log-level=warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] }), 'nsqlookupd');
+  await waitHttp(`http://127.0.0.1:${http}/ping`, child);
+  return { tcp: `127.0.0.1:${tcp}`, http: `127.0.0.1:${http}`, pid: child.proc.pid!, stop: () => child.stop() };
+}
+
+/** A single-member etcd (Debian's etcd-server; scripts/cluster-deps.sh installs it) on free ports with a temporary data dir. */
+export async function startEtcd(): Promise<Daemon & { endpoint: string }> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-etcd-'));
+  const c = `http://127.0.0.1:${client}`;
+  const p = `http://127.0.0.1:${peer}`;
+  const proc = spawn('etcd', ['--name', 'bench', `--data-dir=${dataDir}`, `--listen-client-urls=${c}`, `--advertise-client-urls=${c}`,
+    `--listen-peer-urls=${p}`, `--initial-advertise-peer-urls=${p}`, `--initial-cluster=bench=${p}`, '--log-level=warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.once('error', (err) => process.stderr.write(`etcd: ${err.message} (scripts/cluster-deps.sh installs it)\n`));
+  const child = new Child(proc, 'etcd');
+  await waitHttp(`${c}/health`, child);
+  return {
+    endpoint: `127.0.0.1:${client}`, pid: child.proc.pid!,
+    async stop() {
+      await child.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

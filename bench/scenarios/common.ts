@@ -147,7 +147,8 @@ function deliverySpan(series: Interval[]): number {
   return last - first + 1;
 }
 
-export async function load(ctx: Ctx): Promise<LoadSummary> {
+/** `httpUrls`: spread the senders over these gateways (a cluster's nodes) instead of the server's. */
+export async function load(ctx: Ctx, httpUrls: string[] = []): Promise<LoadSummary> {
   const { o, server, fleet } = ctx;
   if (o.path.startsWith('grpc') && server.grpcAddr === '') throw new Error(`--path ${o.path} needs a gRPC address (--target ...,grpc://host:port)`);
   const before = await serverCounters(server.httpUrl);
@@ -156,7 +157,7 @@ export async function load(ctx: Ctx): Promise<LoadSummary> {
   await fleet.runSenders({
     path: o.path, httpUrl: server.httpUrl, grpcAddr: server.grpcAddr, senders: o.senders, durationMs: o.duration * 1000,
     connections: o.connections, groupSize: o.groupSize, batch: o.batch, conns: o.senderConns, inflight: o.inflight,
-  }, o.rate, o.count);
+  }, o.rate, o.count, httpUrls);
   fleet.phase = 'drain';
   // Holders flooded by a fan-out report late (their loop is busy reading): wait 10 s without progress before calling the rest lost.
   await fleet.drain(fleet.totals.expected, 10_000, 60_000);
