@@ -3,7 +3,7 @@
 // nsqd for --driver nsq. Or describes an already running server (--target).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,14 +12,32 @@ export const ROOT = join(__dirname, '..', '..');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Ports this process handed out: a port is never given twice, even before its user binds it. */
+const handedOut = new Set<number>();
+
+/**
+ * A port nobody listens on now, picked at random below the kernel's ephemeral
+ * range: ports from listen(0) come from that range, where the kernel also
+ * takes the source ports of outgoing connections (thousands here) and the
+ * inspector's port 0, so one could be taken again before its server binds it.
+ */
+export async function freePort(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = Math.min(low ?? 32768, 65536);
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
+    if (!handedOut.has(port) && await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
   });
 }
 
@@ -88,12 +106,12 @@ async function waitHttp(url: string, child: Child): Promise<void> {
   throw new Error(`${child.name} not ready after ${READY_TIMEOUT_MS} ms:\n${child.output()}`);
 }
 
-function nodeArgs(profileDir: string | null, inspect: boolean): string[] {
+async function nodeArgs(profileDir: string | null, inspect: boolean): Promise<string[]> {
   // Worker threads inherit --cpu-prof and write one profile each.
   return [
     ...(profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]),
-    // Port 0: the kernel picks; Node prints the address on stderr.
-    ...(inspect ? ['--inspect=127.0.0.1:0'] : []),
+    // Node prints the inspector's address on stderr.
+    ...(inspect ? [`--inspect=127.0.0.1:${await freePort()}`] : []),
   ];
 }
 
@@ -124,7 +142,7 @@ export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
     ...(o.nsqdTcp !== null ? ['queue.driver=nsq', `queue.nsqd_tcp=${o.nsqdTcp}`, 'queue.warmup=0'] : []),
     ...o.sets,
   ];
-  const args = [...nodeArgs(o.profileDir, o.inspect), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
+  const args = [...await nodeArgs(o.profileDir, o.inspect), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
   const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'server');
   const httpUrl = `http://127.0.0.1:${http}`;
   await waitHttp(`${httpUrl}/stats`, child);
@@ -138,7 +156,7 @@ export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
 export async function startNaive(profileDir: string | null, inspect: boolean): Promise<ServerHandle> {
   const port = await freePort();
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
-  const args = [...nodeArgs(profileDir, inspect), join(ROOT, 'dist', 'bench', 'baseline-naive.js'), '--port', String(port)];
+  const args = [...await nodeArgs(profileDir, inspect), join(ROOT, 'dist', 'bench', 'baseline-naive.js'), '--port', String(port)];
   const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'naive');
   const httpUrl = `http://127.0.0.1:${port}`;
   await waitHttp(`${httpUrl}/stats`, child);

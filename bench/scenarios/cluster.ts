@@ -104,7 +104,7 @@ export async function cluster(ctx: Ctx, c: ClusterProcs): Promise<Record<string,
   const gcs = await Promise.all(c.nodes.map((n) => InspectorGc.connect(n.inspectUrl!)));
   try {
     const rssBefore = await rssAfterGc(gcs, c.nodes);
-    const conn = await connect(ctx);
+    const conn = await connect(ctx, true);
     const rssAfter = await rssAfterGc(gcs, c.nodes);
     const rssPerConnBytes = Math.round((rssAfter.reduce((a, b) => a + b, 0) - rssBefore.reduce((a, b) => a + b, 0)) / conn.joined);
     const system = (await (await fetch(`${c.nodes[0]!.httpUrl}/system`)).json()) as Record<string, number>;
