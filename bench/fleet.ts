@@ -92,6 +92,8 @@ export async function serverCounters(httpUrl: string): Promise<ServerCounters | 
 export interface FleetOptions {
   /** nsqd's pid, to sample its CPU beside the server's (null: none known); asked every second, since chaos restarts nsqd. */
   nsqdPid: () => number | null;
+  /** WebSocket URLs to spread the connections over (connection i: wsUrls[i % n]); default the server's. */
+  wsUrls?: string[];
   /**
    * Poll the server's /stats once a second. The connections scenario doesn't:
    * each request leaves garbage, and the GCs it eventually sets off move the
@@ -137,10 +139,12 @@ export class Fleet {
   private readonly nsqdPid: () => number | null;
   private readonly pollsStats: boolean;
   private closing: Promise<void> | null = null;
+  private readonly wsUrls: string[];
 
   constructor(private readonly server: ServerHandle, private readonly label: string, o: FleetOptions) {
     this.nsqdPid = o.nsqdPid;
     this.pollsStats = o.pollStats;
+    this.wsUrls = o.wsUrls ?? [server.wsUrl];
     this.watch(this.serverProc, server.pid);
     this.watch(this.nsqdProc, o.nsqdPid());
     this.timer = setInterval(() => this.onSecond(), 1000);
@@ -195,7 +199,7 @@ export class Fleet {
         this.tickHist.addSparse(msg.hist, msg.sum, msg.max);
       });
       proc.once('exit', () => kid.onSettled?.(-1));
-      proc.send({ t: 'start', url: this.server.wsUrl, first, count: 0, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY, reconnect: chaos.reconnect, recordFile });
+      proc.send({ t: 'start', urls: this.wsUrls, first, count: 0, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY, reconnect: chaos.reconnect, recordFile });
       this.holders.push(kid);
       first += capacity;
     }
@@ -242,8 +246,11 @@ export class Fleet {
     return this.growTo(n);
   }
 
-  /** Forks the senders, each with its share of rate and count; resolves with their totals when all are done. */
-  async runSenders(base: Omit<SenderStart, 't' | 'index' | 'rate' | 'count' | 'reconnect' | 'recordFile'>, rate: number, count: number, chaos: ChaosKids = PLAIN): Promise<void> {
+  /**
+   * Forks the senders, each with its share of rate and count; resolves with their totals when all are done.
+   * `httpUrls`: sender i pushes to httpUrls[i % n] instead of base.httpUrl (the nodes of a cluster).
+   */
+  async runSenders(base: Omit<SenderStart, 't' | 'index' | 'rate' | 'count' | 'reconnect' | 'recordFile'>, rate: number, count: number, chaos: ChaosKids = PLAIN, httpUrls: string[] = []): Promise<void> {
     const done: Promise<void>[] = [];
     for (let i = 0; i < base.senders; i++) {
       const recordFile = chaos.recordDir === null ? null : join(chaos.recordDir, `sender-${i}.bin`);
@@ -265,7 +272,8 @@ export class Fleet {
         proc.once('exit', () => resolve());
       }));
       proc.send({
-        ...base, t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate, base.senders, i)), count: count === 0 ? 0 : share(count, base.senders, i),
+        ...base, ...(httpUrls.length > 0 ? { httpUrl: httpUrls[i % httpUrls.length]! } : {}),
+        t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate, base.senders, i)), count: count === 0 ? 0 : share(count, base.senders, i),
         reconnect: chaos.reconnect, recordFile,
       });
     }

@@ -85,7 +85,7 @@ function open(slot: number, attempt: number, reopen = false): void {
   if (stopping) return;
   const index = cfg.first + slot;
   const local = cfg.localAddresses;
-  const ws = new BenchSocket(cfg.url, {
+  const ws = new BenchSocket(cfg.urls[index % cfg.urls.length]!, {
     perMessageDeflate: false,
     skipUTF8Validation: true,
     handshakeTimeout: 15_000,

@@ -10,7 +10,8 @@ export interface AppShare {
 
 export interface HolderStart {
   t: 'start';
-  url: string;
+  /** Connection i goes to urls[i % urls.length] (several: the nodes of a cluster). */
+  urls: string[];
   /** Global index of this holder's first connection: card_id = c<floor(index / groupSize)>. */
   first: number;
   /** Connections to open now; a later HolderGrow raises it. */

@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Reader } from 'nsqjs';
 import { encodeMpub, NsqWriter } from '../src/queue/nsq-writer';
-import { ROOT, stablePort } from './server-proc';
+import { ROOT, freePort } from './server-proc';
 
 interface Opts {
   signal: NodeJS.Signals;
@@ -178,7 +178,7 @@ async function channelStats(http: number, topic: string, channel: string): Promi
 
 async function cycle(o: Opts, bin: string, index: number): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'nsqd-kill-'));
-  const nsqd = new Nsqd(bin, await stablePort(), await stablePort(), dir, o.nsqdArgs);
+  const nsqd = new Nsqd(bin, await freePort(), await freePort(), dir, o.nsqdArgs);
   const topic = 'kill';
   const received = new Set<number>();
   let deliveries = 0;

@@ -3,7 +3,7 @@
 
 import type { AppShare, PushPath } from './messages';
 
-export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos'] as const;
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos', 'cluster'] as const;
 /** chaos: the faults, in the order they happen. */
 export const FAULTS = ['nsqd', 'shard', 'pusher'] as const;
 export type FaultKind = (typeof FAULTS)[number];
@@ -54,10 +54,12 @@ export interface Options {
   keepRecords: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
   name: string;
+  /** cluster: pusher nodes (processes) started side by side. */
+  nodes: number;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
-scenarios: connections | push | fanout | sustained | chaos   (see bench/README.md)
+scenarios: connections | push | fanout | sustained | chaos | cluster   (see bench/README.md)
   --quick                 short smoke variant (< 1 minute)
   --connections N         WebSocket connections to hold
   --group-size K          connections per card_id
@@ -84,6 +86,7 @@ scenarios: connections | push | fanout | sustained | chaos   (see bench/README.m
   --faults a,b,c          chaos: faults in order, from nsqd, shard, pusher (default: all three)
   --nsqd-stop kill|planned  chaos: SIGKILL nsqd, or pause the channel + SIGTERM (default kill)
   --keep-records          chaos: keep the push and frame records (bench/chaos-log.ts) in a temporary dir
+  --nodes N               cluster: pusher nodes (each its own process, NSQ channel, etcd registration)
   --name NAME             result file name: bench/results/NAME.{json,svg}`;
 
 function defaults(scenario: Scenario, quick: boolean): Options {
@@ -91,7 +94,7 @@ function defaults(scenario: Scenario, quick: boolean): Options {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
     target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false,
-    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '',
+    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '', nodes: 2,
   };
   switch (scenario) {
     case 'connections':
@@ -118,6 +121,13 @@ function defaults(scenario: Scenario, quick: boolean): Options {
       o.rate = 2000;
       o.duration = quick ? 30 : 90;
       o.driver = 'nsq';
+      break;
+    case 'cluster':
+      // Every node consumes every push from nsqd; pushes spread over the nodes' gateways, pipelined.
+      o.driver = 'nsq';
+      o.connections = quick ? 4000 : 10000;
+      o.duration = quick ? 8 : 15;
+      o.senders = 2;
       break;
   }
   return o;
@@ -224,6 +234,7 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--set': o.sets.push(next() ?? ''); break;
       case '--nsqd-arg': o.nsqdArgs.push(next() ?? ''); break;
       case '--name': o.name = next() ?? ''; break;
+      case '--nodes': o.nodes = int(flag, next(), 1); break;
       default: throw new Error(`unknown option "${flag}"`);
     }
   }
@@ -238,7 +249,7 @@ export function parseOptions(argv: readonly string[]): Options {
   // MPUB acknowledgement) before sending the next: one request in flight per
   // connection, over more connections, as the reference push-nsq-http was
   // measured. Pipelining works too: --inflight 64 --sender-conns 8.
-  if (o.driver === 'nsq' && (o.path === 'http' || o.path === 'http-batch')) {
+  if (o.driver === 'nsq' && o.scenario !== 'cluster' && (o.path === 'http' || o.path === 'http-batch')) {
     if (!explicitInflight) o.inflight = 1;
     if (!explicitConns && o.path === 'http') o.senderConns = 64;
   }
@@ -258,6 +269,11 @@ export function parseOptions(argv: readonly string[]): Options {
     if (o.path !== 'http' && o.path !== 'http-batch') throw new Error('chaos pushes over HTTP: --path http or http-batch');
     if (o.count !== 0) throw new Error('chaos is bounded by --duration, not --count');
     if (o.rate === 0) throw new Error('chaos needs a fixed --rate');
+  }
+  if (o.scenario === 'cluster') {
+    if (o.target !== null || o.server !== 'pusher' || o.driver !== 'nsq') throw new Error('cluster starts its own pusher nodes with NSQ (no --target, --server, --driver memory)');
+    // One process can't hold much more: the open-file limit (20,000 here) counts every socket.
+    if (Math.ceil(o.connections / o.nodes) > 19_500) throw new Error(`cluster: ${Math.ceil(o.connections / o.nodes)} connections per node is over 19,500 (the 20,000 open files of one process): add --nodes`);
   }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
   return o;

@@ -14,35 +14,34 @@ export const ROOT = join(__dirname, '..', '..');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** Ports this process handed out: a port is never given twice, even before its user binds it. */
+const handedOut = new Set<number>();
 
 /**
- * A free port below the kernel's ephemeral range. A process that must get its
- * ports back when it restarts can't take one from bind(0): that is an
- * ephemeral port, and while the process is down any outgoing connection on
- * the machine (the bench's own reconnects included) may take it as its source
- * port, and the restart fails with EADDRINUSE.
+ * A port nobody listens on now, picked at random below the kernel's ephemeral
+ * range: ports from listen(0) come from that range, where the kernel also
+ * takes the source ports of outgoing connections (thousands here) and the
+ * inspector's port 0, so one could be taken again before its server binds it,
+ * or while a process the bench restarts (chaos) is down.
  */
-export async function stablePort(): Promise<number> {
-  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/)[0]);
+export async function freePort(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = Math.min(low ?? 32768, 65536);
   for (;;) {
-    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
+    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
+    if (!handedOut.has(port) && await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
+  });
 }
 
 /** A process the bench stops and starts again under a running scenario (chaos). */
@@ -155,12 +154,12 @@ async function waitHttp(url: string, child: Child): Promise<void> {
   throw new Error(`${child.name} not ready after ${READY_TIMEOUT_MS} ms:\n${child.output()}`);
 }
 
-function nodeArgs(profileDir: string | null, inspect: boolean): string[] {
+async function nodeArgs(profileDir: string | null, inspect: boolean): Promise<string[]> {
   // Worker threads inherit --cpu-prof and write one profile each.
   return [
     ...(profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]),
-    // Port 0: the kernel picks; Node prints the address on stderr.
-    ...(inspect ? ['--inspect=127.0.0.1:0'] : []),
+    // Node prints the inspector's address on stderr.
+    ...(inspect ? [`--inspect=127.0.0.1:${await freePort()}`] : []),
   ];
 }
 
@@ -185,13 +184,10 @@ export interface PusherOptions {
    * under connected clients (chaos: the config's default).
    */
   nsqWarmup: number | null;
-  /** Ports below the ephemeral range, so that a restart gets them back (chaos). */
-  stablePorts: boolean;
 }
 
 export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
-  const port = o.stablePorts ? stablePort : freePort;
-  const [ws, http, grpc] = [await port(), await port(), await port()];
+  const [ws, http, grpc] = [await freePort(), await freePort(), await freePort()];
   if (o.profileDir !== null) mkdirSync(o.profileDir, { recursive: true });
   const sets = [
     'server.host=127.0.0.1', `server.ws_port=${ws}`, `gateway.port=${http}`, `grpc.addr=127.0.0.1:${grpc}`, 'log.level=warn',
@@ -199,7 +195,7 @@ export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
     ...(o.nsqdTcp !== null ? ['queue.driver=nsq', `queue.nsqd_tcp=${o.nsqdTcp}`, ...(o.nsqWarmup !== null ? [`queue.warmup=${o.nsqWarmup}`] : [])] : []),
     ...o.sets,
   ];
-  const args = [...nodeArgs(o.profileDir, o.inspect), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
+  const args = [...await nodeArgs(o.profileDir, o.inspect), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
   const httpUrl = `http://127.0.0.1:${http}`;
   const proc = new Respawnable(process.execPath, args, 'server', `${httpUrl}/stats`);
   await proc.ready();
@@ -216,7 +212,7 @@ export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
 export async function startNaive(profileDir: string | null, inspect: boolean): Promise<ServerHandle> {
   const port = await freePort();
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
-  const args = [...nodeArgs(profileDir, inspect), join(ROOT, 'dist', 'bench', 'baseline-naive.js'), '--port', String(port)];
+  const args = [...await nodeArgs(profileDir, inspect), join(ROOT, 'dist', 'bench', 'baseline-naive.js'), '--port', String(port)];
   const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'naive');
   const httpUrl = `http://127.0.0.1:${port}`;
   await waitHttp(`${httpUrl}/stats`, child);
@@ -263,11 +259,10 @@ export interface Nsqd {
   stop(): Promise<void>;
 }
 
-/** nsqd on free ports (below the ephemeral range with `stablePorts`) with a temporary data dir (scripts/nsqd.sh builds v1.3.0 on first use). */
-export async function startNsqd(extraArgs: readonly string[] = [], stablePorts = false): Promise<Nsqd> {
+/** nsqd on free ports with a temporary data dir (scripts/nsqd.sh builds v1.3.0 on first use). */
+export async function startNsqd(extraArgs: readonly string[] = []): Promise<Nsqd> {
   const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-  const port = stablePorts ? stablePort : freePort;
-  const [tcp, http] = [await port(), await port()];
+  const [tcp, http] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-nsqd-'));
   const args = [`--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`, `--data-path=${dataDir}`, '--log-level=warn',
     // README's recommended flags: every acknowledged message on disk (survives
@@ -283,6 +278,45 @@ export async function startNsqd(extraArgs: readonly string[] = [], stablePorts =
     process: proc,
     async stop() {
       await proc.kill('SIGTERM');
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Daemon {
+  readonly pid: number | null;
+  stop(): Promise<void>;
+}
+
+/** nsqlookupd (built with nsqd by scripts/nsqd.sh) on free ports. */
+export async function startNsqlookupd(): Promise<Daemon & { tcp: string; http: string }> {
+  const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const [tcp, http] = [await freePort(), await freePort()];
+  const child = new Child(spawn(join(bin, 'nsqlookupd'), [`--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`, '--broadcast-address=127.0.0.1', '--log-level=warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] }), 'nsqlookupd');
+  await waitHttp(`http://127.0.0.1:${http}/ping`, child);
+  return { tcp: `127.0.0.1:${tcp}`, http: `127.0.0.1:${http}`, pid: child.proc.pid!,
+    async stop() {
+      await child.stop();
+    },
+  };
+}
+
+/** A single-member etcd (Debian's etcd-server; scripts/cluster-deps.sh installs it) on free ports with a temporary data dir. */
+export async function startEtcd(): Promise<Daemon & { endpoint: string }> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-etcd-'));
+  const c = `http://127.0.0.1:${client}`;
+  const p = `http://127.0.0.1:${peer}`;
+  const proc = spawn('etcd', ['--name', 'bench', `--data-dir=${dataDir}`, `--listen-client-urls=${c}`, `--advertise-client-urls=${c}`,
+    `--listen-peer-urls=${p}`, `--initial-advertise-peer-urls=${p}`, `--initial-cluster=bench=${p}`, '--log-level=warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.once('error', (err) => process.stderr.write(`etcd: ${err.message} (scripts/cluster-deps.sh installs it)\n`));
+  const child = new Child(proc, 'etcd');
+  await waitHttp(`${c}/health`, child);
+  return {
+    endpoint: `127.0.0.1:${client}`, pid: child.proc.pid!,
+    async stop() {
+      await child.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

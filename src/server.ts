@@ -1,7 +1,9 @@
-// Puts the parts together and owns their lifecycle: start in dependency order,
-// close in a fixed order: refuse new pushes -> stop accepting -> deliver what
-// was accepted (bounded by server.drain_timeout) -> close sockets with 1001 ->
-// close listen sockets -> done.
+// Puts the parts together and owns their lifecycle: start in dependency order
+// (etcd registration last, once the node serves), close in a fixed order:
+// revoke the etcd registration (nginx stops routing here) -> refuse new pushes
+// -> stop accepting -> deliver what was accepted (bounded by
+// server.drain_timeout) -> close sockets with 1001 -> close listen sockets ->
+// done.
 
 import type { Config } from './config/schema';
 import type { Logger } from '../shared/log';
@@ -18,7 +20,8 @@ import { GrpcServer } from './api/grpc';
 import { createQueue } from './queue/create';
 import { MemoryQueue } from './queue/memory';
 import type { NsqQueue } from './queue/nsq';
-
+import { Cluster } from './cluster/cluster';
+import { isWildcard, joinHostPort, parseHostPort } from './config/schema';
 
 export class Server {
   readonly shards: ShardHost;
@@ -27,6 +30,8 @@ export class Server {
   readonly push: PushService;
   readonly gateway: Gateway;
   readonly grpc: GrpcServer | null;
+  /** Cluster mode (etcd.enable), or null. */
+  readonly cluster: Cluster | null;
   private closing = false;
   /** Ends the NSQ warm-up early only when the server closes. */
   private readonly warmup = new IdleWaiter(() => this.closing);
@@ -37,7 +42,8 @@ export class Server {
     this.shards = new ShardHost(config, mesh, log);
     this.queue = createQueue(config, log);
     this.processors = new ProcessorPool(config, mesh, seqs, log);
-    this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size);
+    this.cluster = config.etcd.enable ? new Cluster(config, log) : null;
+    this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size, this.cluster?.queries ?? null);
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
       crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
@@ -61,6 +67,20 @@ export class Server {
     await this.queue.start();
     if (this.queue instanceof MemoryQueue) this.queue.consume(this.processors.onBatch);
     else void this.consumeAfterWarmUp();
+    this.cluster?.start(this.nodeRecord());
+  }
+
+  /** Where the other nodes reach this one: a listen host that is a wildcard is replaced by the advertised one. */
+  private nodeRecord(): { ws: string; http: string; grpc: string | null } {
+    const ws = this.config.etcd.advertise;
+    const advertisedHost = parseHostPort(ws)!.host;
+    const reach = (host: string, port: number): string => joinHostPort(isWildcard(host) ? advertisedHost : host, port);
+    const grpc = this.config.grpc.addr;
+    return {
+      ws,
+      http: reach(this.config.server.host, this.gateway.port),
+      grpc: grpc === null || this.grpc === null ? null : reach(grpc.host, this.grpc.port),
+    };
   }
 
   /**
@@ -96,6 +116,8 @@ export class Server {
   readonly close = once(async () => {
     this.closing = true;
     this.warmup.poke();
+    // First, so that confd takes this node out of nginx while it still serves (bounded: etcd may be away).
+    await this.cluster?.close();
     this.push.close();
     this.gateway.stopListening();
     const grpcClosed = this.grpc?.close();

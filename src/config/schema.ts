@@ -83,7 +83,38 @@ export function parseHostPort(s: string): HostPort | null {
   return at <= 0 || host === '' || !Number.isInteger(port) || port < 0 || port > 65535 ? null : { host, port };
 }
 
+/** host:port, with brackets around an IPv6 host. */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** An address that means "every interface": fine to listen on, useless to be reached at. */
+export function isWildcard(host: string): boolean {
+  return host === '' || host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
 const NSQ_NAME = { re: /^[.a-zA-Z0-9_-]{1,64}(#ephemeral)?$/, what: '1-64 characters of [.a-zA-Z0-9_-]' };
+
+/** Comma-separated etcd client addresses, host:port with an optional http:// (TLS to etcd is not built in). */
+function etcdEndpoints(def: string, doc: string): Spec<string[]> {
+  return {
+    default: def, doc, range: '',
+    parse: (s) => {
+      const list = s.split(',').map((x) => x.trim().replace(/^http:\/\//, '')).filter((x) => x !== '');
+      const bad = list.find((x) => parseHostPort(x) === null);
+      if (bad !== undefined) return { error: `must be comma-separated host:port (or http://host:port) addresses (got "${bad}")` };
+      return list.length > 0 ? list : { error: 'must name at least one etcd address' };
+    },
+  };
+}
+
+/** host:port, or empty (derived later). */
+function addrOrEmpty(def: string, doc: string): Spec<string> {
+  return {
+    default: def, doc, range: '',
+    parse: (s) => (s === '' || parseHostPort(s) !== null ? s : { error: 'must be host:port' }),
+  };
+}
 
 
 export const SCHEMA = {
@@ -123,6 +154,14 @@ export const SCHEMA = {
     max_recipients: int(1000, 1, 1_000_000, "most card_ids in one push's to"),
     max_id_length: int(256, 1, 4096, 'longest card_id / app_id, characters'),
   },
+  etcd: {
+    enable: bool(false, "register this node in etcd in gopusher's layout (key /gopusher/<listen_key>/<advertise>, value \"<advertise> weight=1\", on a lease kept alive), so that confd can render nginx's upstream; /system, /isOnline and /group then answer for every registered node"),
+    endpoints: etcdEndpoints('127.0.0.1:2379', 'etcd client addresses (host:port), comma-separated (gopusher: registeredAddr)'),
+    listen_key: str('pusher', 'the <listen_key> in /gopusher/<listen_key>/<advertise> (gopusher: listenKey); nodes with the same one form a cluster', { re: /^[^\s]{1,128}$/, what: '1-128 characters without spaces' }),
+    ttl: int(30, 2, 3600, 'seconds of the lease the keys are on, renewed every ttl/3 s: a node that dies without shutting down leaves nginx and the cluster answers this long after'),
+    advertise: addrOrEmpty('', 'WebSocket address (host:port) nginx and the other nodes reach this node at; the key names it. Empty = server.host:server.ws_port, refused when that is a wildcard (0.0.0.0, ::). The gateway and gRPC are advertised on their own ports at server.host / grpc.addr, or at this host when those are wildcards'),
+    query_timeout: int(500, 10, 60_000, 'milliseconds a cluster-wide /system, /isOnline or /group waits for each other node; one that has not answered by then is left out and counted in nodes but not nodesAnswered'),
+  },
   log: {
     level: oneOf('info', LEVELS, 'debug, info, warn, error or silent; one line per event on stdout'),
   },
@@ -141,6 +180,6 @@ export type Values = { readonly [S in Section]: { readonly [K in keyof Schema[S]
 /**
  * The configuration the server runs with: Values, with the keys whose 0 or
  * empty means "derive it" resolved (server.shards, processor.threads,
- * queue.channel).
+ * queue.channel, etcd.advertise).
  */
 export type Config = Values;
