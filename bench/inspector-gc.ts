@@ -1,5 +1,5 @@
 // Full garbage collection, on demand, in every V8 isolate of a Node server the
-// bench started with --inspect=127.0.0.1:0: the main thread through the
+// bench started with --inspect=127.0.0.1:<port>: the main thread through the
 // inspector protocol, each worker thread (shards, processors) through its
 // NodeWorker domain. Without it the server's RSS moves by 5-10 MB whenever
 // some isolate's GC or memory reducer happens to run, which no wait for

@@ -3,7 +3,10 @@
 
 import type { AppShare, PushPath } from './messages';
 
-export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained'] as const;
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos', 'cluster'] as const;
+/** chaos: the faults, in the order they happen. */
+export const FAULTS = ['nsqd', 'shard', 'pusher'] as const;
+export type FaultKind = (typeof FAULTS)[number];
 export type Scenario = (typeof SCENARIOS)[number];
 const PATHS: readonly PushPath[] = ['http', 'http-batch', 'grpc', 'grpc-batch', 'grpc-stream'];
 
@@ -43,12 +46,20 @@ export interface Options {
   /** Extra nsqd flags for --driver nsq, after the bench's own (a repeated flag: the last wins). */
   nsqdArgs: string[];
   serverCpuProf: boolean;
+  /** chaos: the faults to inject, spread over the run in this order. */
+  faults: FaultKind[];
+  /** chaos: how nsqd is stopped: SIGKILL (`kill`), or pause the channel, SIGTERM, start, unpause (`planned`). */
+  nsqdStop: 'kill' | 'planned';
+  /** chaos: keep the sender's and holders' records (they are kept anyway when a push was missed). */
+  keepRecords: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
   name: string;
+  /** cluster: pusher nodes (processes) started side by side. */
+  nodes: number;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
-scenarios: connections | push | fanout | sustained   (see bench/README.md)
+scenarios: connections | push | fanout | sustained | chaos | cluster   (see bench/README.md)
   --quick                 short smoke variant (< 1 minute)
   --connections N         WebSocket connections to hold
   --group-size K          connections per card_id
@@ -72,13 +83,18 @@ scenarios: connections | push | fanout | sustained   (see bench/README.md)
   --set section.key=value extra server config (repeatable)
   --nsqd-arg FLAG         extra nsqd flag, e.g. --nsqd-arg --mem-queue-size=0 (repeatable)
   --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
+  --faults a,b,c          chaos: faults in order, from nsqd, shard, pusher (default: all three)
+  --nsqd-stop kill|planned  chaos: SIGKILL nsqd, or pause the channel + SIGTERM (default kill)
+  --keep-records          chaos: keep the push and frame records (bench/chaos-log.ts) in a temporary dir
+  --nodes N               cluster: pusher nodes (each its own process, NSQ channel, etcd registration)
   --name NAME             result file name: bench/results/NAME.{json,svg}`;
 
 function defaults(scenario: Scenario, quick: boolean): Options {
   const o: Options = {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
-    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false, name: '',
+    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false,
+    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '', nodes: 2,
   };
   switch (scenario) {
     case 'connections':
@@ -97,6 +113,21 @@ function defaults(scenario: Scenario, quick: boolean): Options {
       o.connections = quick ? 5000 : 19000;
       o.rate = 10000;
       o.duration = quick ? 20 : 120;
+      break;
+    case 'chaos':
+      // Groups of 4: most groups have members on both shards, so owners forward.
+      o.connections = quick ? 2000 : 5000;
+      o.groupSize = 4;
+      o.rate = 2000;
+      o.duration = quick ? 30 : 90;
+      o.driver = 'nsq';
+      break;
+    case 'cluster':
+      // Every node consumes every push from nsqd; pushes spread over the nodes' gateways, pipelined.
+      o.driver = 'nsq';
+      o.connections = quick ? 4000 : 10000;
+      o.duration = quick ? 8 : 15;
+      o.senders = 2;
       break;
   }
   return o;
@@ -125,6 +156,12 @@ function evenSteps(n: number, parts: number): number[] {
     const v = i === parts ? n : Math.round((n * i) / parts / 100) * 100;
     if (v > (out[out.length - 1] ?? 0)) out.push(v);
   }
+  return out;
+}
+
+function faults(v: string | undefined): FaultKind[] {
+  const out = (v ?? '').split(',').filter((f) => f !== '') as FaultKind[];
+  for (const f of out) if (!FAULTS.includes(f)) throw new Error(`--faults: unknown fault "${f}" (use ${FAULTS.join(', ')})`);
   return out;
 }
 
@@ -185,10 +222,19 @@ export function parseOptions(argv: readonly string[]): Options {
         break;
       }
       case '--app-mix': o.appMix = appMix(next() ?? ''); break;
+      case '--faults': o.faults = faults(next()); break;
+      case '--keep-records': o.keepRecords = true; break;
+      case '--nsqd-stop': {
+        const v = next();
+        if (v !== 'kill' && v !== 'planned') throw new Error('--nsqd-stop must be kill or planned');
+        o.nsqdStop = v;
+        break;
+      }
       case '--target': o.target = next() ?? null; break;
       case '--set': o.sets.push(next() ?? ''); break;
       case '--nsqd-arg': o.nsqdArgs.push(next() ?? ''); break;
       case '--name': o.name = next() ?? ''; break;
+      case '--nodes': o.nodes = int(flag, next(), 1); break;
       default: throw new Error(`unknown option "${flag}"`);
     }
   }
@@ -203,7 +249,7 @@ export function parseOptions(argv: readonly string[]): Options {
   // MPUB acknowledgement) before sending the next: one request in flight per
   // connection, over more connections, as the reference push-nsq-http was
   // measured. Pipelining works too: --inflight 64 --sender-conns 8.
-  if (o.driver === 'nsq' && (o.path === 'http' || o.path === 'http-batch')) {
+  if (o.driver === 'nsq' && o.scenario !== 'cluster' && (o.path === 'http' || o.path === 'http-batch')) {
     if (!explicitInflight) o.inflight = 1;
     if (!explicitConns && o.path === 'http') o.senderConns = 64;
   }
@@ -215,6 +261,19 @@ export function parseOptions(argv: readonly string[]): Options {
     if (o.steps.length === 0) o.steps = evenSteps(o.connections, o.quick ? 4 : 6);
     else if (rest.includes('--connections')) o.steps = [...o.steps.filter((n) => n < o.connections), o.connections];
     else o.connections = o.steps[o.steps.length - 1]!;
+  }
+  if (o.scenario === 'chaos') {
+    // It restarts nsqd and the server: both must be the bench's own, and the pushes must be answered one by one (HTTP).
+    if (o.target !== null || o.server !== 'pusher') throw new Error('chaos starts and restarts its own pusher and nsqd: no --target, no --server naive');
+    if (o.driver !== 'nsq') throw new Error('chaos runs with --driver nsq (it restarts nsqd)');
+    if (o.path !== 'http' && o.path !== 'http-batch') throw new Error('chaos pushes over HTTP: --path http or http-batch');
+    if (o.count !== 0) throw new Error('chaos is bounded by --duration, not --count');
+    if (o.rate === 0) throw new Error('chaos needs a fixed --rate');
+  }
+  if (o.scenario === 'cluster') {
+    if (o.target !== null || o.server !== 'pusher' || o.driver !== 'nsq') throw new Error('cluster starts its own pusher nodes with NSQ (no --target, --server, --driver memory)');
+    // One process can't hold much more: the open-file limit (20,000 here) counts every socket.
+    if (Math.ceil(o.connections / o.nodes) > 19_500) throw new Error(`cluster: ${Math.ceil(o.connections / o.nodes)} connections per node is over 19,500 (the 20,000 open files of one process): add --nodes`);
   }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
   return o;

@@ -14,15 +14,23 @@ import { connections } from './scenarios/connections';
 import { push } from './scenarios/push';
 import { fanout } from './scenarios/fanout';
 import { sustained } from './scenarios/sustained';
+import { chaos } from './scenarios/chaos';
+import { cluster, startCluster, type ClusterProcs } from './scenarios/cluster';
 
-const SCENARIO: Record<Scenario, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained };
+const SCENARIO: Record<Exclude<Scenario, 'cluster'>, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, chaos };
 
 async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
   if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect));
   // connections forces full GCs in the server through its inspector (bench/inspector-gc.ts).
   const inspect = o.scenario === 'connections';
   if (o.server === 'naive') return startNaive(profileDir, inspect);
-  return startPusher({ shards: o.shards, sets: o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir, inspect });
+  // chaos crashes a shard through the debug route and restarts the server
+  // under connected clients: the real NSQ warm-up, and ports it gets back.
+  const chaos = o.scenario === 'chaos';
+  return startPusher({
+    shards: o.shards, sets: chaos ? ['debug.crash_route=true', ...o.sets] : o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir, inspect,
+    nsqWarmup: chaos ? null : 0,
+  });
 }
 
 async function main(): Promise<void> {
@@ -36,17 +44,29 @@ async function main(): Promise<void> {
   const started = new Date();
   const name = o.name !== '' ? o.name : `${o.scenario}-${stamp(started)}`;
   const profileDir = o.serverCpuProf && o.target === null ? join(RESULTS_DIR, `profile-${name}`) : null;
-  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd(o.nsqdArgs) : null;
+  const scenario = o.scenario;
+  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' && scenario !== 'cluster' ? await startNsqd(o.nsqdArgs) : null;
   let server: ServerHandle | null = null;
   let fleet: Fleet | null = null;
+  let procs: ClusterProcs | null = null;
   let summary: Record<string, unknown>;
   try {
-    server = await startServer(o, nsqd, profileDir);
-    fleet = new Fleet(server, o.scenario, { nsqdPid: nsqd?.pid ?? o.nsqdPid, pollStats: o.scenario !== 'connections' });
-    summary = await SCENARIO[o.scenario]({ o, server, fleet });
+    if (scenario === 'cluster') {
+      // Several nodes: the fleet samples the first one per second; the scenario measures every node itself.
+      procs = await startCluster(o);
+      server = procs.nodes[0]!;
+      const clusterNsqd = procs.nsqd;
+      fleet = new Fleet(server, scenario, { nsqdPid: () => clusterNsqd.pid, pollStats: false, wsUrls: procs.nodes.map((n) => n.wsUrl) });
+      summary = await cluster({ o, server, nsqd: clusterNsqd, fleet }, procs);
+    } else {
+      server = await startServer(o, nsqd, profileDir);
+      fleet = new Fleet(server, scenario, { nsqdPid: () => nsqd?.pid ?? o.nsqdPid, pollStats: scenario !== 'connections' });
+      summary = await SCENARIO[scenario]({ o, server, nsqd, fleet });
+    }
   } finally {
     await fleet?.close();
-    await server?.stop();
+    if (procs !== null) await procs.stop();
+    else await server?.stop();
     await nsqd?.stop();
   }
   let profile: ThreadProfile[] | undefined;

@@ -33,6 +33,7 @@ export const ApiErrors = {
   PUSH_ERR_CONTENT_TOO_LARGE: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"content" is longer than push.max_content bytes' },
   PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'a batch must hold at least one push (or broadcast)' },
   PUSH_ERR_MISSING_CARD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'cardID is required (a query parameter on HTTP)' },
+  PUSH_ERR_BAD_SCOPE: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'scope must be node or cluster (or empty: cluster)' },
   PUSH_ERR_BODY_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request body is larger than gateway.max_body bytes' },
   PUSH_ERR_BAD_HTTP: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'malformed HTTP/1.1 request' },
   PUSH_ERR_HEADERS_TOO_LARGE: { http: 431, grpc: GrpcStatus.RESOURCE_EXHAUSTED, message: 'request line and headers are too large' },
@@ -86,6 +87,7 @@ export const LogErrors = {
   PUSH_ERR_BAD_MESSAGE: 'a queue message is not a protobuf PushRequest; it is finished (never retried) and counted as processors.undecodable',
   PUSH_ERR_SHUTDOWN_UNDELIVERED: 'a shutdown ran out of server.drain_timeout; the line says how many accepted pushes were not delivered',
   PUSH_ERR_QUEUE_CONFIG: 'nsqd refuses a consumer setting (queue.output_buffer_timeout); the line says what the consumer does instead',
+  PUSH_ERR_ETCD_UNAVAILABLE: 'etcd (etcd.endpoints) cannot be reached: one line per outage; the node keeps serving and registers again when etcd is back (an info line says so)',
 } as const;
 
 /** Start-up errors: one line on stderr, then exit code 2. */

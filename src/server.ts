@@ -1,12 +1,14 @@
-// Puts the parts together and owns their lifecycle: start in dependency order,
-// close in a fixed order: refuse new pushes -> stop accepting -> deliver what
-// was accepted (bounded by server.drain_timeout) -> close sockets with 1001 ->
-// close listen sockets -> done.
+// Puts the parts together and owns their lifecycle: start in dependency order
+// (etcd registration last, once the node serves), close in a fixed order:
+// revoke the etcd registration (nginx stops routing here) -> refuse new pushes
+// -> stop accepting -> deliver what was accepted (bounded by
+// server.drain_timeout) -> close sockets with 1001 -> close listen sockets ->
+// done.
 
 import type { Config } from './config/schema';
 import type { Logger } from '../shared/log';
 import { StartupError } from '../shared/errors';
-import { once } from '../shared/lifecycle';
+import { IdleWaiter, once } from '../shared/lifecycle';
 import { SeqState } from '../shared/seq-state';
 import { assertPortFree } from './ports';
 import { Mesh } from './mesh';
@@ -18,10 +20,8 @@ import { GrpcServer } from './api/grpc';
 import { createQueue } from './queue/create';
 import { MemoryQueue } from './queue/memory';
 import type { NsqQueue } from './queue/nsq';
-
-/** NSQ warm-up: consuming starts once the connection count has not moved for this long. */
-const SETTLE_MS = 1_000;
-const WARMUP_POLL_MS = 250;
+import { Cluster } from './cluster/cluster';
+import { isWildcard, joinHostPort, parseHostPort } from './config/schema';
 
 export class Server {
   readonly shards: ShardHost;
@@ -30,7 +30,11 @@ export class Server {
   readonly push: PushService;
   readonly gateway: Gateway;
   readonly grpc: GrpcServer | null;
+  /** Cluster mode (etcd.enable), or null. */
+  readonly cluster: Cluster | null;
   private closing = false;
+  /** Ends the NSQ warm-up early only when the server closes. */
+  private readonly warmup = new IdleWaiter(() => this.closing);
 
   constructor(readonly config: Config, private readonly log: Logger) {
     const seqs = new SeqState(SeqState.create());
@@ -38,7 +42,8 @@ export class Server {
     this.shards = new ShardHost(config, mesh, log);
     this.queue = createQueue(config, log);
     this.processors = new ProcessorPool(config, mesh, seqs, log);
-    this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size);
+    this.cluster = config.etcd.enable ? new Cluster(config, log) : null;
+    this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size, this.cluster?.queries ?? null);
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
       crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
@@ -62,30 +67,35 @@ export class Server {
     await this.queue.start();
     if (this.queue instanceof MemoryQueue) this.queue.consume(this.processors.onBatch);
     else void this.consumeAfterWarmUp();
+    this.cluster?.start(this.nodeRecord());
+  }
+
+  /** Where the other nodes reach this one: a listen host that is a wildcard is replaced by the advertised one. */
+  private nodeRecord(): { ws: string; http: string; grpc: string | null } {
+    const ws = this.config.etcd.advertise;
+    const advertisedHost = parseHostPort(ws)!.host;
+    const reach = (host: string, port: number): string => joinHostPort(isWildcard(host) ? advertisedHost : host, port);
+    const grpc = this.config.grpc.addr;
+    return {
+      ws,
+      http: reach(this.config.server.host, this.gateway.port),
+      grpc: grpc === null || this.grpc === null ? null : reach(grpc.host, this.grpc.port),
+    };
   }
 
   /**
    * NSQ: a restarted node would otherwise consume its backlog before its
-   * clients are back, and drop those pushes as undelivered. Consuming starts
-   * once the connection count has settled (SETTLE_MS without change, with
-   * clients), or after queue.warmup seconds at most.
+   * clients are back, and drop those pushes as undelivered: consuming starts
+   * queue.warmup seconds after start-up. (Ending it early once the connection
+   * count looked steady was tried: clients come back in waves, by their
+   * backoff, and the chaos bench saw it end between two waves.)
    */
   private async consumeAfterWarmUp(): Promise<void> {
     const q = this.config.queue;
-    const started = Date.now();
-    const end = started + q.warmup * 1000;
-    let clients = -1;
-    let since = started;
-    while (Date.now() < end && !this.closing) {
-      await new Promise((resolve) => setTimeout(resolve, WARMUP_POLL_MS));
-      const now = (await this.shards.queries.stats()).reduce((n, s) => n + s.clients, 0);
-      if (now !== clients) {
-        clients = now;
-        since = Date.now();
-      } else if (clients > 0 && Date.now() - since >= SETTLE_MS) break;
-    }
+    await this.warmup.wait(q.warmup * 1000);
     if (this.closing) return;
-    this.log.info('consuming from nsqd', { topic: q.topic, channel: q.channel, warmupMs: Date.now() - started, clients: Math.max(clients, 0) });
+    const clients = (await this.shards.queries.stats()).reduce((n, s) => n + s.clients, 0);
+    this.log.info('consuming from nsqd', { topic: q.topic, channel: q.channel, warmupS: q.warmup, clients });
     this.processors.consume({
       topic: q.topic, channel: q.channel, nsqdTcp: q.nsqd_tcp, lookupdHttp: q.lookupd_http, outputBufferTimeout: q.output_buffer_timeout,
     }, q.max_in_flight);
@@ -105,6 +115,9 @@ export class Server {
   /** Graceful shutdown; safe to call twice (the second call waits for the first). */
   readonly close = once(async () => {
     this.closing = true;
+    this.warmup.poke();
+    // First, so that confd takes this node out of nginx while it still serves (bounded: etcd may be away).
+    await this.cluster?.close();
     this.push.close();
     this.gateway.stopListening();
     const grpcClosed = this.grpc?.close();

@@ -46,3 +46,16 @@ t.test('every problem is reported at once, naming the key', async (t) => {
   t.throws(() => parseCli(['--bogus']), { code: 'PUSH_ERR_CONFIG', message: /--bogus/ });
   t.throws(() => parseCli(['--config']), { code: 'PUSH_ERR_CONFIG' });
 });
+
+t.test('etcd: the advertised address is derived, and a wildcard one is refused when etcd is on', async (t) => {
+  const c = loadConfig(parseCli(['--set', 'server.host=10.0.0.5', '--set', 'server.ws_port=9000', '--set', 'etcd.enable=true', '--set', 'etcd.endpoints=http://e1:2379, e2:2379']), 2);
+  t.equal(c.etcd.advertise, '10.0.0.5:9000', 'server.host:server.ws_port');
+  t.same(c.etcd.endpoints, ['e1:2379', 'e2:2379'], 'http:// accepted and dropped');
+  t.throws(() => loadConfig(parseCli(['--set', 'etcd.enable=true']), 2), { code: 'PUSH_ERR_CONFIG', message: /etcd\.advertise = host:port \(it would be 0\.0\.0\.0:8080/ });
+  t.throws(() => loadConfig(parseCli(['--set', 'etcd.enable=true', '--set', 'etcd.advertise=[::]:8080']), 2), { code: 'PUSH_ERR_CONFIG' });
+  t.equal(loadConfig(parseCli(['--set', 'etcd.enable=true', '--set', 'etcd.advertise=pusher-1.internal:8080']), 2).etcd.advertise, 'pusher-1.internal:8080');
+  t.equal(loadConfig(parseCli([]), 2).etcd.advertise, '0.0.0.0:8080', 'no check while etcd is off');
+  t.throws(() => loadConfig(parseCli(['--set', 'etcd.endpoints=', '--set', 'etcd.listen_key=a b', '--set', 'etcd.ttl=1']), 2), {
+    message: /etcd\.endpoints must name at least one.*etcd\.listen_key must be.*etcd\.ttl must be an integer from 2/s,
+  });
+});

@@ -73,15 +73,22 @@ t.test('Push, queries, batches and reflection on one server', async (t) => {
   });
 
   await t.test('System, IsOnline and Group answer as the HTTP gateway does', async (t) => {
+    // Outside cluster mode the HTTP answers have gopusher's fields only; a
+    // client built from today's proto sees the cluster fields' proto3 default.
+    const single = { nodes: 0, nodesAnswered: 0 };
     const sys = await unary(rpc, 'System', {});
-    t.same(sys, (await getJson(`${s.http}/system`)).body);
+    t.same(sys, { ...(await getJson(`${s.http}/system`)).body, ...single });
     t.equal(sys.clientNum, 3);
     for (const card of ['c1', 'c2', 'nobody']) {
-      t.same(await unary(rpc, 'IsOnline', { cardID: card }), (await getJson(`${s.http}/isOnline?cardID=${card}`)).body, `IsOnline ${card}`);
-      t.same(await unary(rpc, 'Group', { cardID: card }), (await getJson(`${s.http}/group?cardID=${card}`)).body, `Group ${card}`);
+      t.same(await unary(rpc, 'IsOnline', { cardID: card }), { ...(await getJson(`${s.http}/isOnline?cardID=${card}`)).body, ...single }, `IsOnline ${card}`);
+      t.same(await unary(rpc, 'Group', { cardID: card }), { ...(await getJson(`${s.http}/group?cardID=${card}`)).body, ...single }, `Group ${card}`);
     }
-    t.same(await unary(rpc, 'Group', { cardID: 'c2' }), { clientNum: 2 });
-    t.same(await unary(rpc, 'Group', { cardID: 'nobody' }), { clientNum: -1 });
+    t.same(await unary(rpc, 'Group', { cardID: 'c2' }), { clientNum: 2, ...single });
+    t.same(await unary(rpc, 'Group', { cardID: 'nobody' }), { clientNum: -1, ...single });
+    t.same(await unary(rpc, 'Group', { cardID: 'c2', scope: 'node' }), { clientNum: 2, ...single }, 'scope node: the same outside cluster mode');
+    await rejectsWith(t, unary(rpc, 'System', { scope: 'everywhere' }), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_BAD_SCOPE');
+    t.same(Object.keys((await getJson(`${s.http}/system?scope=node`)).body), ['cpuNum', 'goroutineNum', 'clientNum', 'groupNum'], 'HTTP: gopusher\'s fields only');
+    t.equal((await getJson(`${s.http}/group?cardID=c1&scope=all`)).body.error, 'PUSH_ERR_BAD_SCOPE');
   });
 
   await t.test('IsOnline and Group without cardID are INVALID_ARGUMENT, as HTTP answers 400', async (t) => {

@@ -7,7 +7,7 @@ import type { Logger } from '../../shared/log';
 import { ApiErrors, PushError, type ApiErrorCode } from '../../shared/errors';
 import type { Exchange, HttpHandler, Refusal } from './http/connection';
 import { HttpServer } from './http/server';
-import type { PushService } from './push-service';
+import { parseScope, type PushService } from './push-service';
 
 const CORS = [
   'Access-Control-Allow-Origin: *',
@@ -58,9 +58,10 @@ export class Gateway implements HttpHandler {
       this.routes.set(path, { method, run: (x) => this.respond(x, work(x)) });
     };
     add('GET', '/', async () => JSON.stringify({ msg: 'welcome to socket server', server: 'pusher' }));
-    add('GET', '/system', async () => JSON.stringify(await this.push.system()));
-    add('GET', '/isOnline', async (x) => JSON.stringify({ result: await this.push.isOnline(queryParam(x, 'cardID')) }));
-    add('GET', '/group', async (x) => JSON.stringify({ clientNum: await this.push.group(queryParam(x, 'cardID')) }));
+    // ?scope=node: this node's answer (what the other nodes ask for); otherwise the cluster's (etcd.enable).
+    add('GET', '/system', async (x) => JSON.stringify(await this.push.system(parseScope(queryParam(x, 'scope')))));
+    add('GET', '/isOnline', async (x) => JSON.stringify(await this.push.isOnline(queryParam(x, 'cardID'), parseScope(queryParam(x, 'scope')))));
+    add('GET', '/group', async (x) => JSON.stringify(await this.push.group(queryParam(x, 'cardID'), parseScope(queryParam(x, 'scope')))));
     add('GET', '/stats', async () => JSON.stringify(await this.hooks.stats()));
     this.routes.set('/push', { method: 'POST', run: (x, body) => this.pushOne(x, body) });
     this.routes.set('/push/batch', { method: 'POST', run: (x, body) => this.withJson(x, body, async (json) => {

@@ -10,7 +10,7 @@ import type { HostPort } from '../config/schema';
 import { once } from '../../shared/lifecycle';
 import type { Logger } from '../../shared/log';
 import { ApiErrors, PushError, StartupError } from '../../shared/errors';
-import type { EncodedPush, PushService, SystemReply } from './push-service';
+import { parseScope, type EncodedPush, type PushService, type SystemReply } from './push-service';
 import { REFLECTION_PACKAGE, RPC_SERVICE } from './grpc-definition';
 
 /** Trailer that carries the stable PUSH_ERR_* code of a failed call. */
@@ -29,7 +29,8 @@ interface PushReply { code: number; message: string }
 interface PushBatchRequest { pushes: EncodedPush[] }
 interface BroadcastBatchRequest { broadcasts: unknown[] }
 interface PushBatchReply { code: number; message: string; accepted: number }
-interface CardRequest { cardID: string }
+interface CardRequest { cardID: string; scope: string }
+interface SystemRequest { scope: string }
 
 type PushStreamCall = grpc.ServerReadableStream<PushBatchRequest, PushBatchReply>;
 
@@ -59,9 +60,10 @@ export class GrpcServer {
       BroadcastBatch: this.unary(async (req: BroadcastBatchRequest): Promise<PushBatchReply> => (
         { code: 0, message: 'ok', accepted: await this.admitted(() => this.push.broadcastMany(req.broadcasts)) }
       )),
-      System: this.unary((): Promise<SystemReply> => this.push.system()),
-      IsOnline: this.unary(async (req: CardRequest) => ({ result: await this.push.isOnline(req.cardID) })),
-      Group: this.unary(async (req: CardRequest) => ({ clientNum: await this.push.group(req.cardID) })),
+      // Field scope = "node": this node's answer; empty or "cluster": the cluster's (etcd.enable).
+      System: this.unary(async (req: SystemRequest): Promise<SystemReply> => this.push.system(parseScope(req.scope))),
+      IsOnline: this.unary(async (req: CardRequest) => this.push.isOnline(req.cardID, parseScope(req.scope))),
+      Group: this.unary(async (req: CardRequest) => this.push.group(req.cardID, parseScope(req.scope))),
     });
     new ReflectionService(REFLECTION_PACKAGE).addToServer(this.server);
   }

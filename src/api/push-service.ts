@@ -15,15 +15,21 @@ import { protoType, type PushRequest } from '../../shared/proto';
 import type { ShardStats } from '../../shared/frames';
 import type { Queue } from '../queue/queue';
 import type { ShardQueries } from '../../workers/shard/host-queries';
+import { combineGroup, combineOnline, combineSystem, type GroupReply, type NodeCount, type OnlineReply, type SystemReply } from '../cluster/combine';
+import type { PeerQueries } from '../cluster/peer-queries';
+
+export type { SystemReply } from '../cluster/combine';
 
 const PushRequestType = protoType('PushRequest');
 
-export interface SystemReply {
-  cpuNum: number;
-  /** gopusher's goroutine count; here the number of threads (main + shards + processors). */
-  goroutineNum: number;
-  clientNum: number;
-  groupNum: number;
+/** Whose numbers a query answers with: this node's, or (etcd.enable) every node's. */
+export type Scope = 'node' | 'cluster';
+
+/** The scope of a query (HTTP ?scope=, gRPC field scope); empty means cluster. */
+export function parseScope(raw: string): Scope {
+  if (raw === '' || raw === 'cluster') return 'cluster';
+  if (raw === 'node') return 'node';
+  throw new PushError('PUSH_ERR_BAD_SCOPE', `scope must be node or cluster (or empty: cluster), got "${raw.slice(0, 64)}"`);
 }
 
 /** A push as it arrived over gRPC: its bytes (the queue body) and their decoding. */
@@ -46,6 +52,8 @@ export class PushService {
     private readonly queue: Queue,
     private readonly shards: ShardQueries,
     private readonly processorThreads: number,
+    /** The other nodes (etcd.enable), or null: every answer is this node's, in gopusher's shape. */
+    private readonly peers: PeerQueries | null,
   ) {}
 
   /** A JSON request (proto3 JSON mapping) as a PushRequest: field types only. */
@@ -185,7 +193,13 @@ export class PushService {
     return bodies.length;
   }
 
-  async system(): Promise<SystemReply> {
+  async system(scope: Scope): Promise<SystemReply & NodeCount> {
+    if (scope === 'node' || this.peers === null) return this.localSystem();
+    const [mine, peers] = await Promise.all([this.localSystem(), this.peers.ask('/system')]);
+    return combineSystem(mine, peers);
+  }
+
+  private async localSystem(): Promise<SystemReply> {
     const stats = await this.shards.stats();
     const sum = (k: keyof ShardStats): number => stats.reduce((n, s) => n + s[k], 0);
     return {
@@ -196,13 +210,21 @@ export class PushService {
     };
   }
 
-  /** Member count of a group across shards, from its owner; -1 when it does not exist. */
-  async group(cardId: string): Promise<number> {
-    return this.shards.ask<'group'>(this.owner(cardId), { q: 'group', card: cardId });
+  /** Member count of a group (-1 when it does not exist): on this node from its owner shard, or summed over the nodes. */
+  async group(cardId: string, scope: Scope): Promise<GroupReply & NodeCount> {
+    const owner = this.owner(cardId);
+    const mine = this.shards.ask<'group'>(owner, { q: 'group', card: cardId }).then((clientNum) => ({ clientNum }));
+    if (scope === 'node' || this.peers === null) return mine;
+    const [local, peers] = await Promise.all([mine, this.peers.ask(`/group?cardID=${encodeURIComponent(cardId)}`)]);
+    return combineGroup(local, peers);
   }
 
-  async isOnline(cardId: string): Promise<'yes' | 'no'> {
-    return (await this.shards.ask<'online'>(this.owner(cardId), { q: 'online', card: cardId })) ? 'yes' : 'no';
+  async isOnline(cardId: string, scope: Scope): Promise<OnlineReply & NodeCount> {
+    const owner = this.owner(cardId);
+    const mine = this.shards.ask<'online'>(owner, { q: 'online', card: cardId }).then((online): OnlineReply => ({ result: online ? 'yes' : 'no' }));
+    if (scope === 'node' || this.peers === null) return mine;
+    const [local, peers] = await Promise.all([mine, this.peers.ask(`/isOnline?cardID=${encodeURIComponent(cardId)}`)]);
+    return combineOnline(local, peers);
   }
 
   private owner(cardId: string): number {

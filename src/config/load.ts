@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parse as parseIni } from 'ini';
 import { StartupError } from '../../shared/errors';
-import { SCHEMA, type Config, type Values } from './schema';
+import { SCHEMA, isWildcard, joinHostPort, parseHostPort, type Config, type Values } from './schema';
 
 export interface CliArgs {
   readonly configFile: string | null;
@@ -77,6 +77,12 @@ export function loadConfig(args: CliArgs, cpus: number): Config {
   if (problems.length === 0 && v.queue.driver === 'nsq' && v.queue.nsqd_tcp.length === 0 && v.queue.lookupd_http.length === 0) {
     problems.push('queue.driver = nsq needs queue.nsqd_tcp or queue.lookupd_http');
   }
+  if (problems.length === 0 && v.etcd.enable) {
+    const advertised = advertise(v);
+    if (isWildcard(parseHostPort(advertised)!.host)) {
+      problems.push(`etcd.enable = true needs an address nginx and the other nodes can reach: etcd.advertise = host:port (it would be ${advertised}, from server.host)`);
+    }
+  }
   if (problems.length > 0) throw new StartupError('PUSH_ERR_CONFIG', problems.join('; '));
   return deepFreeze(resolve(v, cpus));
 }
@@ -88,7 +94,13 @@ function resolve(v: Values, cpus: number): Config {
     server: { ...v.server, host: v.server.host || '0.0.0.0', shards: v.server.shards === 0 ? cpus : v.server.shards },
     queue: { ...v.queue, channel: v.queue.channel !== '' ? v.queue.channel : defaultChannel(hostname(), v.server.ws_port) },
     processor: { ...v.processor, threads: v.processor.threads === 0 ? Math.max(1, Math.min(4, cpus)) : v.processor.threads },
+    etcd: { ...v.etcd, advertise: advertise(v) },
   };
+}
+
+/** etcd.advertise, or server.host:server.ws_port when empty. */
+function advertise(v: Values): string {
+  return v.etcd.advertise !== '' ? v.etcd.advertise : joinHostPort(v.server.host || '0.0.0.0', v.server.ws_port);
 }
 
 /** NSQ channel names allow [.a-zA-Z0-9_-]; a host name may hold other characters. */

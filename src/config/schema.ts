@@ -83,7 +83,38 @@ export function parseHostPort(s: string): HostPort | null {
   return at <= 0 || host === '' || !Number.isInteger(port) || port < 0 || port > 65535 ? null : { host, port };
 }
 
+/** host:port, with brackets around an IPv6 host. */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** An address that means "every interface": fine to listen on, useless to be reached at. */
+export function isWildcard(host: string): boolean {
+  return host === '' || host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
 const NSQ_NAME = { re: /^[.a-zA-Z0-9_-]{1,64}(#ephemeral)?$/, what: '1-64 characters of [.a-zA-Z0-9_-]' };
+
+/** Comma-separated etcd client addresses, host:port with an optional http:// (TLS to etcd is not built in). */
+function etcdEndpoints(def: string, doc: string): Spec<string[]> {
+  return {
+    default: def, doc, range: '',
+    parse: (s) => {
+      const list = s.split(',').map((x) => x.trim().replace(/^http:\/\//, '')).filter((x) => x !== '');
+      const bad = list.find((x) => parseHostPort(x) === null);
+      if (bad !== undefined) return { error: `must be comma-separated host:port (or http://host:port) addresses (got "${bad}")` };
+      return list.length > 0 ? list : { error: 'must name at least one etcd address' };
+    },
+  };
+}
+
+/** host:port, or empty (derived later). */
+function addrOrEmpty(def: string, doc: string): Spec<string> {
+  return {
+    default: def, doc, range: '',
+    parse: (s) => (s === '' || parseHostPort(s) !== null ? s : { error: 'must be host:port' }),
+  };
+}
 
 
 export const SCHEMA = {
@@ -111,7 +142,7 @@ export const SCHEMA = {
     channel: str('', 'NSQ channel; empty = <hostname>-<ws_port>, so every node gets every push', NSQ_NAME),
     max_in_flight: int(2500, 1, 1_000_000, 'messages handed to the processors and not yet finished (NSQ: split over the processor threads, each capped by nsqd --max-rdy-count, 2500 by default)'),
     capacity: int(100000, 1, 100_000_000, 'messages the embedded queue holds (driver = memory); when full, pushes get 503'),
-    warmup: int(5, 0, 600, 'driver = nsq: seconds at most from start-up to consuming, so that reconnecting clients are back before the backlog is delivered; consuming starts earlier once the connection count has not changed for 1 s. 0 = at once'),
+    warmup: int(5, 0, 600, "driver = nsq: seconds from start-up to consuming, so that reconnecting clients are back before the backlog waiting in nsqd is delivered (set it to your clients' reconnect time); 0 = at once"),
     output_buffer_timeout: int(1, -1, 30_000, 'driver = nsq: milliseconds nsqd may hold messages for this node before writing them (IDENTIFY output_buffer_timeout); nsqd must allow it (--min-output-buffer-timeout), else the consumer says so once and reads unbuffered; -1 = unbuffered'),
   },
   processor: {
@@ -127,6 +158,14 @@ export const SCHEMA = {
     size: int(32, 0, 10_000, 'pushes kept per card_id for recovery (joins with "recover"/"since"), by the shard that owns the card; only cards with a recovering connection now or within history.ttl keep any. 0 = keep none (a rejoin recovers only when it missed nothing)'),
     ttl: int(300, 1, 86_400, 'seconds a kept push stays recoverable; a card with no connection and no push for this long forgets its history (a rejoin then gets recovered:false)'),
     max_bytes: int(64 * 1024 * 1024, 0, 1 << 30, 'payload bytes of kept pushes per shard at most; past it the least recently active cards lose their kept pushes first (rejoins that needed them get recovered:false)'),
+  },
+  etcd: {
+    enable: bool(false, "register this node in etcd in gopusher's layout (key /gopusher/<listen_key>/<advertise>, value \"<advertise> weight=1\", on a lease kept alive), so that confd can render nginx's upstream; /system, /isOnline and /group then answer for every registered node"),
+    endpoints: etcdEndpoints('127.0.0.1:2379', 'etcd client addresses (host:port), comma-separated (gopusher: registeredAddr)'),
+    listen_key: str('pusher', 'the <listen_key> in /gopusher/<listen_key>/<advertise> (gopusher: listenKey); nodes with the same one form a cluster', { re: /^[^\s]{1,128}$/, what: '1-128 characters without spaces' }),
+    ttl: int(30, 2, 3600, 'seconds of the lease the keys are on, renewed every ttl/3 s: a node that dies without shutting down leaves nginx and the cluster answers this long after'),
+    advertise: addrOrEmpty('', 'WebSocket address (host:port) nginx and the other nodes reach this node at; the key names it. Empty = server.host:server.ws_port, refused when that is a wildcard (0.0.0.0, ::). The gateway and gRPC are advertised on their own ports at server.host / grpc.addr, or at this host when those are wildcards'),
+    query_timeout: int(500, 10, 60_000, 'milliseconds a cluster-wide /system, /isOnline or /group waits for each other node; one that has not answered by then is left out and counted in nodes but not nodesAnswered'),
   },
   log: {
     level: oneOf('info', LEVELS, 'debug, info, warn, error or silent; one line per event on stdout'),
@@ -146,6 +185,6 @@ export type Values = { readonly [S in Section]: { readonly [K in keyof Schema[S]
 /**
  * The configuration the server runs with: Values, with the keys whose 0 or
  * empty means "derive it" resolved (server.shards, processor.threads,
- * queue.channel).
+ * queue.channel, etcd.advertise).
  */
 export type Config = Values;

@@ -1,13 +1,14 @@
 // Builds a Registry with its History and wires them (and optionally a
-// Delivery) to peer ports the way workers/shard/worker.ts does, and finds
-// card_ids owned by a given shard.
+// Delivery) to peer ports through the shard's own Inbox, and finds card_ids
+// owned by a given shard.
 
 import type { MessagePort } from 'node:worker_threads';
 import { ownerOf } from '../../shared/hash';
-import { F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, type HistoryLimits, type MembersUpdate, type PeerFrame } from '../../shared/frames';
+import { F_MEMBERS, type HistoryLimits, type MembersUpdate } from '../../shared/frames';
 import { Registry, type Confirm } from '../../workers/shard/registry';
 import { History } from '../../workers/shard/history';
-import type { Delivery } from '../../workers/shard/delivery';
+import { Delivery } from '../../workers/shard/delivery';
+import { Inbox } from '../../workers/shard/inbox';
 
 export const TEST_HISTORY: HistoryLimits = { size: 4, ttlMs: 60_000, maxBytes: 1 << 20 };
 
@@ -23,24 +24,10 @@ export function update(id: number, cards: string[], counts: number[]): MembersUp
   return { t: F_MEMBERS, id, sync: false, cards, counts, recover: cards.map(() => 0), seams: [] };
 }
 
-/** Attaches `port` as the port to `peer`, dispatching its frames as the shard thread does. */
+/** Attaches `port` as the port to `peer`, dispatching its frames as the shard thread does (workers/shard/inbox.ts). */
 export function attachPeer(registry: Registry, peer: number, port: MessagePort, delivery?: Delivery): void {
-  port.on('message', (f: PeerFrame) => {
-    switch (f.t) {
-      case F_FORWARD:
-        delivery?.forwarded(f, port);
-        return;
-      case F_FORWARD_ACK:
-        delivery?.forwardAcked(f.id);
-        return;
-      case F_MEMBERS:
-        registry.applyMembers(peer, f);
-        return;
-      case F_MEMBERS_ACK:
-        registry.membersAcked(peer, f);
-    }
-  });
-  registry.attachPeer(peer, port);
+  const inbox = new Inbox(registry, delivery ?? new Delivery(registry, new History(TEST_HISTORY, () => false), () => 0), { firstSeq: 0, processors: [], peers: [], gaps: [] });
+  inbox.attachPeer(peer, port);
 }
 
 /** The `n`-th card_id (with `prefix`) that shard `owner` of `shards` owns. */

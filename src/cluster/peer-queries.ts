@@ -1,0 +1,43 @@
+// Asks every other node's gateway for its own answer (`?scope=node`), all at
+// once, each bounded by etcd.query_timeout: a node that is slow, gone or
+// answers something else is left out and only counted, so a cluster-wide
+// answer never waits longer than the deadline.
+
+import type { Logger } from '../../shared/log';
+import type { NodeRecord } from './keys';
+
+export interface PeerAnswers {
+  /** Other nodes asked. */
+  readonly asked: number;
+  /** The JSON bodies of those that answered 200 in time. */
+  readonly answers: unknown[];
+}
+
+export interface PeerList {
+  list(): NodeRecord[];
+}
+
+export class PeerQueries {
+  constructor(private readonly peers: PeerList, private readonly timeoutMs: number, private readonly log: Logger) {}
+
+  /** `path` is the gateway route with its query, e.g. `/group?cardID=x`; `scope=node` is added. */
+  async ask(path: string): Promise<PeerAnswers> {
+    const nodes = this.peers.list();
+    const query = `${path}${path.includes('?') ? '&' : '?'}scope=node`;
+    const replies = await Promise.all(nodes.map((node) => this.askOne(node, query)));
+    return { asked: nodes.length, answers: replies.filter((r) => r !== undefined) };
+  }
+
+  private async askOne(node: NodeRecord, query: string): Promise<unknown> {
+    try {
+      // The signal bounds the body too.
+      const res = await fetch(`http://${node.http}${query}`, { signal: AbortSignal.timeout(this.timeoutMs) });
+      if (res.ok) return await res.json();
+      await res.body?.cancel();
+      this.log.debug('node answered an error', { node: node.ws, status: res.status });
+    } catch (err) {
+      this.log.debug('node did not answer', { node: node.ws, error: (err as Error).message });
+    }
+    return undefined;
+  }
+}
