@@ -324,3 +324,28 @@ t.test('the owner shard crashes: a new epoch, recovered:false; members elsewhere
   }
   await Promise.all([...survivors, back].map((c) => c.close()));
 });
+
+t.test('bad recovery fields: PUSH_ERR_WS_JOIN_INVALID, the connection stays open and keeps its group', async (t) => {
+  const c = await Client.open(server.wsUrl);
+  await c.join('keeps');
+  const bad: unknown[] = [
+    { card_id: 'x', recover: 'yes' },
+    { card_id: 'x', since: 5 },
+    { card_id: 'x', since: { offset: -1, epoch: 'e' } },
+    { card_id: 'x', since: { offset: 1.5, epoch: 'e' } },
+    { card_id: 'x', since: { offset: 1 } },
+    { card_id: 'x', since: { offset: 1, epoch: 7 } },
+    { card_id: 'x', since: null },
+  ];
+  for (const data of bad) {
+    const n = c.frames.length;
+    c.send({ event: 'join', data });
+    await c.waitFrames(n + 1);
+    t.match(JSON.parse(c.frames[n]!), { type: 2, code: 'PUSH_ERR_WS_JOIN_INVALID' }, JSON.stringify(data));
+  }
+  await push('keeps', 'still here');
+  await waitFor(c, (f) => f.at(-1)?.data === 'still here', 'a push to the group it kept');
+  t.equal(c.frames.at(-1), '{"type":1,"data":"still here"}', 'still a plain member');
+  t.equal(c.closeCode, null);
+  await c.close();
+});
