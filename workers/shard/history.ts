@@ -13,14 +13,19 @@
 // again (the shard or the node restarted, or the card was forgotten), so an
 // offset from another epoch means "history lost".
 //
-// Memory: per card a record (~ 200 B) and, once pushed to, three arrays of
-// `size` slots (4 B each); per kept push its text, shared by every card of
-// the same push in one batch. Kept text is capped per shard (maxBytes): past
-// it, the least recently active cards lose their kept pushes first.
+// Memory (measured with bench/history-mem.ts, README "Recovery and
+// broadcast"): ~165 B per card with a record; its ring of kept pushes starts
+// at FIRST_SLOTS slots and doubles up to `size` (~16 B per slot, ~8 more
+// once a push has an app_id); per kept push its frame text, shared by every
+// card of the same push in one batch. Kept text is capped per shard
+// (maxBytes): past it, the least recently active cards lose their kept
+// pushes first.
 
 import { randomBytes } from 'node:crypto';
 import type { HistoryLimits, Payloads, Positions, SeamReply, SeamRequest } from '../../shared/frames';
 
+/** Slots of a card's first ring of kept pushes (then doubled up to history.size). */
+const FIRST_SLOTS = 4;
 /** A record moves to the end of the map (the sweep's order) at most this often. */
 const PLACE_MS = 1_000;
 /** Past maxBytes, cards lose their kept pushes until the shard is under this share of it. */
@@ -32,8 +37,12 @@ class CardHistory {
   /** Kept pushes: offsets top-len+1 .. top, oldest at ring index `head`. */
   len = 0;
   head = 0;
-  /** Ring of `size` slots, made on the first kept push. */
+  /**
+   * Ring of kept pushes, made on the first one with FIRST_SLOTS slots and
+   * doubled up to `size` as it fills: a card pushed to rarely costs little.
+   */
   texts: (string | undefined)[] | null = null;
+  /** The pushes' app_ids, made only once one has an app_id ('' for all before it). */
   apps: string[] | null = null;
   at: number[] | null = null;
   /** Characters of kept text. */
@@ -47,18 +56,40 @@ class CardHistory {
     if (size === 0) return 0;
     let delta = 0;
     if (this.texts === null) {
-      this.texts = new Array(size);
-      this.apps = new Array(size);
-      this.at = new Array(size);
+      const slots = Math.min(size, FIRST_SLOTS);
+      this.texts = new Array(slots);
+      this.at = new Array(slots);
+    } else if (this.len === this.texts.length) {
+      if (this.len === size) delta -= this.dropOldest();
+      else this.grow(Math.min(size, this.len * 2));
     }
-    if (this.len === size) delta -= this.dropOldest();
-    const i = (this.head + this.len) % size;
+    const slots = this.texts.length;
+    const i = (this.head + this.len) % slots;
+    if (app !== '' && this.apps === null) this.apps = new Array<string>(slots).fill('');
     this.texts[i] = text;
-    this.apps![i] = app;
+    if (this.apps !== null) this.apps[i] = app;
     this.at![i] = now;
     this.len++;
     this.bytes += text.length;
     return delta + text.length;
+  }
+
+  /** A bigger ring, oldest first at index 0. */
+  private grow(slots: number): void {
+    const texts = new Array<string | undefined>(slots);
+    const at = new Array<number>(slots);
+    const apps = this.apps === null ? null : new Array<string>(slots).fill('');
+    const old = this.texts!.length;
+    for (let k = 0; k < this.len; k++) {
+      const i = (this.head + k) % old;
+      texts[k] = this.texts![i];
+      at[k] = this.at![i]!;
+      if (apps !== null) apps[k] = this.apps![i]!;
+    }
+    this.texts = texts;
+    this.at = at;
+    this.apps = apps;
+    this.head = 0;
   }
 
   private dropOldest(): number {
@@ -96,7 +127,7 @@ class CardHistory {
     const size = this.texts?.length ?? 0;
     for (let k = this.len - missed; k < this.len; k++) {
       const i = (this.head + k) % size;
-      const app = this.apps![i]!;
+      const app = this.apps === null ? '' : this.apps[i]!;
       if (app !== '' && app !== req.app) continue;
       payloads.push(this.texts![i]!);
       offsets.push(this.top - this.len + 1 + k);
