@@ -18,6 +18,8 @@ import { GrpcServer } from './api/grpc';
 import { createQueue } from './queue/create';
 import { MemoryQueue } from './queue/memory';
 import type { NsqQueue } from './queue/nsq';
+import type { Secrets } from './secrets';
+import { RateLimit } from './api/rate-limit';
 
 /** NSQ warm-up: consuming starts once the connection count has not moved for this long. */
 const SETTLE_MS = 1_000;
@@ -30,20 +32,23 @@ export class Server {
   readonly push: PushService;
   readonly gateway: Gateway;
   readonly grpc: GrpcServer | null;
+  readonly rateLimit: RateLimit;
   private closing = false;
 
-  constructor(readonly config: Config, private readonly log: Logger) {
+  constructor(readonly config: Config, private readonly log: Logger, readonly secrets: Secrets) {
     const seqs = new SeqState(SeqState.create());
     const mesh = new Mesh(config.server.shards, () => this.processors.firstSeq());
-    this.shards = new ShardHost(config, mesh, log);
+    this.shards = new ShardHost(config, mesh, log, secrets);
     this.queue = createQueue(config, log);
     this.processors = new ProcessorPool(config, mesh, seqs, log);
     this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size);
+    this.rateLimit = new RateLimit(config.gateway.rate_limit);
+    const security = { apiKeys: secrets.apiKeys, rateLimit: this.rateLimit, tls: secrets.tls };
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
       crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
-    }, log);
-    this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log) : null;
+    }, log, security);
+    this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log, { ...security, maxMessage: config.grpc.max_message, maxBatch: config.push.max_batch }) : null;
   }
 
   async start(): Promise<void> {
@@ -114,6 +119,7 @@ export class Server {
     await this.queue.close();
     await this.gateway.close();
     await this.processors.close();
+    this.rateLimit.close();
     this.log.info('stopped');
   });
 
