@@ -76,6 +76,8 @@ export interface SenderStart {
   /** Transport connections and requests in flight on each. */
   conns: number;
   inflight: number;
+  /** Sent as Authorization: Bearer (HTTP) or the same metadata (gRPC); '' = none. */
+  apiKey: string;
 }
 
 export interface SenderTick {

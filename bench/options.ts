@@ -3,7 +3,7 @@
 
 import type { AppShare, PushPath } from './messages';
 
-export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained'] as const;
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'joins'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 const PATHS: readonly PushPath[] = ['http', 'http-batch', 'grpc', 'grpc-batch', 'grpc-stream'];
 
@@ -45,10 +45,14 @@ export interface Options {
   serverCpuProf: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
   name: string;
+  /** Senders send it (and a started server requires it: auth.api_keys); '' = none. */
+  apiKey: string;
+  /** joins: tokens are signed with it (and a started server requires them: auth.join_secret); '' = unsigned joins. */
+  joinSecret: string;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
-scenarios: connections | push | fanout | sustained   (see bench/README.md)
+scenarios: connections | push | fanout | sustained | joins   (see bench/README.md)
   --quick                 short smoke variant (< 1 minute)
   --connections N         WebSocket connections to hold
   --group-size K          connections per card_id
@@ -72,13 +76,16 @@ scenarios: connections | push | fanout | sustained   (see bench/README.md)
   --set section.key=value extra server config (repeatable)
   --nsqd-arg FLAG         extra nsqd flag, e.g. --nsqd-arg --mem-queue-size=0 (repeatable)
   --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
-  --name NAME             result file name: bench/results/NAME.{json,svg}`;
+  --name NAME             result file name: bench/results/NAME.{json,svg}
+  --api-key KEY           senders send Authorization: Bearer KEY (gRPC: metadata); a started server gets auth.api_keys=KEY
+  --join-secret S         joins: signed join tokens (HS256, S at least 32 characters); a started server gets auth.join_secret=S`;
 
 function defaults(scenario: Scenario, quick: boolean): Options {
   const o: Options = {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
     target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false, name: '',
+    apiKey: '', joinSecret: '',
   };
   switch (scenario) {
     case 'connections':
@@ -97,6 +104,12 @@ function defaults(scenario: Scenario, quick: boolean): Options {
       o.connections = quick ? 5000 : 19000;
       o.rate = 10000;
       o.duration = quick ? 20 : 120;
+      break;
+    case 'joins':
+      // Each connection keeps `inflight` joins outstanding, alternating between two card_ids.
+      o.connections = quick ? 100 : 200;
+      o.inflight = 4;
+      o.duration = quick ? 5 : 10;
       break;
   }
   return o;
@@ -189,6 +202,8 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--set': o.sets.push(next() ?? ''); break;
       case '--nsqd-arg': o.nsqdArgs.push(next() ?? ''); break;
       case '--name': o.name = next() ?? ''; break;
+      case '--api-key': o.apiKey = next() ?? ''; break;
+      case '--join-secret': o.joinSecret = next() ?? ''; break;
       default: throw new Error(`unknown option "${flag}"`);
     }
   }
@@ -217,5 +232,11 @@ export function parseOptions(argv: readonly string[]): Options {
     else o.connections = o.steps[o.steps.length - 1]!;
   }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
+  if (o.target === null) {
+    if (o.apiKey !== '') o.sets.push(`auth.api_keys=${o.apiKey}`);
+    if (o.joinSecret !== '') o.sets.push(`auth.join_secret=${o.joinSecret}`);
+    // A bench connection joins far more often than a client would.
+    if (o.scenario === 'joins') o.sets.push('server.max_joins_per_second=0');
+  }
   return o;
 }

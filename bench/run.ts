@@ -14,8 +14,9 @@ import { connections } from './scenarios/connections';
 import { push } from './scenarios/push';
 import { fanout } from './scenarios/fanout';
 import { sustained } from './scenarios/sustained';
+import { joins } from './scenarios/joins';
 
-const SCENARIO: Record<Scenario, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained };
+const SCENARIO: Record<Scenario, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, joins };
 
 async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
   if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect));

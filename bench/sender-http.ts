@@ -25,7 +25,7 @@ class Pipeline {
   private readonly socket: Socket;
   dead = false;
 
-  constructor(host: string, port: number, readonly window: number, private readonly path: string, private readonly events: TransportEvents) {
+  constructor(host: string, port: number, readonly window: number, private readonly path: string, private readonly events: TransportEvents, private readonly auth: string) {
     this.pushes = new Float64Array(window);
     this.expected = new Float64Array(window);
     this.socket = connect({ host, port, noDelay: true });
@@ -39,7 +39,7 @@ class Pipeline {
     this.pushes[slot] = pushes;
     this.expected[slot] = expected;
     this.pending++;
-    this.out += `POST ${this.path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    this.out += `POST ${this.path} HTTP/1.1\r\nHost: bench\r\n${this.auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   }
 
   flush(): void {
@@ -95,10 +95,11 @@ export class HttpTransport implements Transport {
   private readonly conns: Pipeline[];
   private next = 0;
 
-  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, events: TransportEvents) {
+  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, events: TransportEvents, apiKey: string) {
     const { hostname, port } = new URL(url);
     const path = batch ? '/push/batch' : '/push';
-    this.conns = Array.from({ length: conns }, () => new Pipeline(hostname, Number(port), inflight, path, events));
+    const auth = apiKey === '' ? '' : `Authorization: Bearer ${apiKey}\r\n`;
+    this.conns = Array.from({ length: conns }, () => new Pipeline(hostname, Number(port), inflight, path, events, auth));
   }
 
   room(): number {

@@ -132,8 +132,8 @@ process.on('message', (msg: ParentToChild) => {
     cfg = msg as SenderStart;
     groups = Math.ceil(cfg.connections / cfg.groupSize);
     transport = cfg.path === 'http' || cfg.path === 'http-batch'
-      ? new HttpTransport(cfg.httpUrl, cfg.path === 'http-batch', cfg.conns, cfg.inflight, events)
-      : new GrpcTransport(cfg.grpcAddr, cfg.path, cfg.conns, cfg.inflight, events);
+      ? new HttpTransport(cfg.httpUrl, cfg.path === 'http-batch', cfg.conns, cfg.inflight, events, cfg.apiKey)
+      : new GrpcTransport(cfg.grpcAddr, cfg.path, cfg.conns, cfg.inflight, events, cfg.apiKey);
     t0 = performance.now();
     deadline = t0 + cfg.durationMs;
     pump();
