@@ -3,7 +3,7 @@
 
 import type { AppShare, PushPath } from './messages';
 
-export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos', 'cluster'] as const;
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos', 'cluster', 'joins'] as const;
 /** chaos: the faults, in the order they happen. */
 export const FAULTS = ['nsqd', 'shard', 'pusher'] as const;
 export type FaultKind = (typeof FAULTS)[number];
@@ -56,10 +56,14 @@ export interface Options {
   name: string;
   /** cluster: pusher nodes (processes) started side by side. */
   nodes: number;
+  /** Senders send it (and a started server requires it: auth.api_keys); '' = none. */
+  apiKey: string;
+  /** joins: tokens are signed with it (and a started server requires them: auth.join_secret); '' = unsigned joins. */
+  joinSecret: string;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
-scenarios: connections | push | fanout | sustained | chaos | cluster   (see bench/README.md)
+scenarios: connections | push | fanout | sustained | chaos | cluster | joins   (see bench/README.md)
   --quick                 short smoke variant (< 1 minute)
   --connections N         WebSocket connections to hold
   --group-size K          connections per card_id
@@ -87,6 +91,8 @@ scenarios: connections | push | fanout | sustained | chaos | cluster   (see benc
   --nsqd-stop kill|planned  chaos: SIGKILL nsqd, or pause the channel + SIGTERM (default kill)
   --keep-records          chaos: keep the push and frame records (bench/chaos-log.ts) in a temporary dir
   --nodes N               cluster: pusher nodes (each its own process, NSQ channel, etcd registration)
+  --api-key KEY           senders send Authorization: Bearer KEY (gRPC: metadata); a started server gets auth.api_keys=KEY
+  --join-secret S         joins: signed join tokens (HS256, S at least 32 characters); a started server gets auth.join_secret=S
   --name NAME             result file name: bench/results/NAME.{json,svg}`;
 
 function defaults(scenario: Scenario, quick: boolean): Options {
@@ -94,7 +100,7 @@ function defaults(scenario: Scenario, quick: boolean): Options {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
     target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false,
-    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '', nodes: 2,
+    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '', nodes: 2, apiKey: '', joinSecret: '',
   };
   switch (scenario) {
     case 'connections':
@@ -128,6 +134,12 @@ function defaults(scenario: Scenario, quick: boolean): Options {
       o.connections = quick ? 4000 : 10000;
       o.duration = quick ? 8 : 15;
       o.senders = 2;
+      break;
+    case 'joins':
+      // Each connection keeps `inflight` joins outstanding, alternating between two card_ids.
+      o.connections = quick ? 100 : 200;
+      o.inflight = 4;
+      o.duration = quick ? 5 : 10;
       break;
   }
   return o;
@@ -235,6 +247,8 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--nsqd-arg': o.nsqdArgs.push(next() ?? ''); break;
       case '--name': o.name = next() ?? ''; break;
       case '--nodes': o.nodes = int(flag, next(), 1); break;
+      case '--api-key': o.apiKey = next() ?? ''; break;
+      case '--join-secret': o.joinSecret = next() ?? ''; break;
       default: throw new Error(`unknown option "${flag}"`);
     }
   }
@@ -276,5 +290,11 @@ export function parseOptions(argv: readonly string[]): Options {
     if (Math.ceil(o.connections / o.nodes) > 19_500) throw new Error(`cluster: ${Math.ceil(o.connections / o.nodes)} connections per node is over 19,500 (the 20,000 open files of one process): add --nodes`);
   }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
+  if (o.target === null) {
+    if (o.apiKey !== '') o.sets.push(`auth.api_keys=${o.apiKey}`);
+    if (o.joinSecret !== '') o.sets.push(`auth.join_secret=${o.joinSecret}`);
+    // A bench connection joins far more often than a client would.
+    if (o.scenario === 'joins') o.sets.push('server.max_joins_per_second=0');
+  }
   return o;
 }

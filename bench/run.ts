@@ -15,9 +15,10 @@ import { push } from './scenarios/push';
 import { fanout } from './scenarios/fanout';
 import { sustained } from './scenarios/sustained';
 import { chaos } from './scenarios/chaos';
+import { joins } from './scenarios/joins';
 import { cluster, startCluster, type ClusterProcs } from './scenarios/cluster';
 
-const SCENARIO: Record<Exclude<Scenario, 'cluster'>, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, chaos };
+const SCENARIO: Record<Exclude<Scenario, 'cluster'>, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, chaos, joins };
 
 async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
   if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect));

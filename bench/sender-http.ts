@@ -32,7 +32,7 @@ class Pipeline {
   /** performance.now() when it closed. */
   diedAt = 0;
 
-  constructor(host: string, port: number, readonly window: number, private readonly path: string, private readonly events: TransportEvents) {
+  constructor(host: string, port: number, readonly window: number, private readonly path: string, private readonly events: TransportEvents, private readonly auth: string) {
     this.pushes = new Float64Array(window);
     this.expected = new Float64Array(window);
     this.tags = new Float64Array(window);
@@ -48,7 +48,7 @@ class Pipeline {
     this.expected[slot] = expected;
     this.tags[slot] = tag;
     this.pending++;
-    this.out += `POST ${this.path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    this.out += `POST ${this.path} HTTP/1.1\r\nHost: bench\r\n${this.auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   }
 
   flush(): void {
@@ -107,10 +107,11 @@ export class HttpTransport implements Transport {
   private next = 0;
   private readonly open: () => Pipeline;
 
-  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, private readonly reconnect: boolean, events: TransportEvents) {
+  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, private readonly reconnect: boolean, events: TransportEvents, apiKey: string) {
     const { hostname, port } = new URL(url);
     const path = batch ? '/push/batch' : '/push';
-    this.open = () => new Pipeline(hostname, Number(port), inflight, path, events);
+    const auth = apiKey === '' ? '' : `Authorization: Bearer ${apiKey}\r\n`;
+    this.open = () => new Pipeline(hostname, Number(port), inflight, path, events, auth);
     this.conns = Array.from({ length: conns }, this.open);
   }
 

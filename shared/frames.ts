@@ -13,6 +13,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { LogLevel } from './log';
+import type { JoinAuth } from './join-token';
 
 /** Tags of the hot-path frames between workers (numbers: cheap to compare). */
 export const F_DELIVER = 1;
@@ -110,6 +111,17 @@ export type ProcessorFrame = DeliverBatch | SkipFrame | ReplayEnd;
 export type PeerFrame = ForwardBatch | ForwardAck | MembersUpdate | MembersAck;
 
 /** What the main thread hands a shard at start (workerData). */
+/** What a shard admits (workers/shard/admission.ts) and how fast a connection may join. */
+export interface ShardLimits {
+  readonly maxConnections: number;
+  /** 0 = addresses are not counted. */
+  readonly maxPerAddress: number;
+  readonly allowedOrigins: readonly string[];
+  readonly trustedProxies: readonly string[];
+  /** Joins per connection per second; 0 = no limit. */
+  readonly joinRate: number;
+}
+
 export interface ShardInit {
   readonly index: number;
   readonly shards: number;
@@ -120,6 +132,13 @@ export interface ShardInit {
   readonly maxBackpressure: number;
   readonly maxIdLength: number;
   readonly logLevel: LogLevel;
+  /** Connection counts of every shard (shared/conn-counters.ts). */
+  readonly counters: SharedArrayBuffer;
+  readonly limits: ShardLimits;
+  /** null: joins are not signed. */
+  readonly joinAuth: JoinAuth | null;
+  /** null: plain ws://. File names: uWS reads them. */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
   /** Sequence number of the first task this shard delivers in order. */
   readonly firstSeq: number;
   /** Processor slots attached at spawn: each re-sends what this shard needs, then ReplayEnd. */

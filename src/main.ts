@@ -8,16 +8,19 @@ import { loadConfig, parseCli } from './config/load';
 import { createLogger } from '../shared/log';
 import { EXIT_STARTUP, StartupError } from '../shared/errors';
 import { Server } from './server';
+import { loadSecrets, type Secrets } from './secrets';
 
 async function main(): Promise<void> {
   let config: Config;
+  let secrets: Secrets;
   try {
     config = loadConfig(parseCli(process.argv.slice(2)), availableParallelism());
+    secrets = loadSecrets(config);
   } catch (err) {
     exitStartup(err);
   }
   const log = createLogger('main', config.log.level);
-  const server = new Server(config, log);
+  const server = new Server(config, log, secrets);
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -34,6 +37,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Key rotation without a restart: the new file replaces every key at once.
+  process.on('SIGHUP', () => {
+    if (config.auth.api_keys_file === '') {
+      log.info('SIGHUP: no auth.api_keys_file to re-read');
+      return;
+    }
+    try {
+      log.info('API keys re-read', { file: config.auth.api_keys_file, keys: secrets.apiKeys.reload() });
+    } catch (err) {
+      log.error('API keys not re-read; the keys in force stay', { code: 'PUSH_ERR_API_KEYS_RELOAD', file: config.auth.api_keys_file, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
+    }
+  });
 
   try {
     await server.start();
@@ -42,10 +57,23 @@ async function main(): Promise<void> {
     exitStartup(err);
   }
   const { server: s, grpc, queue } = config;
+  const joins = secrets.joinAuth !== null;
+  const keys = secrets.apiKeys.on;
   log.info('pusher ready', {
     ws: `${s.host}:${s.ws_port}/ws`, gateway: `${s.host}:${server.gateway.port}`, grpc: grpc.addr === null || server.grpc === null ? 'off' : `${grpc.addr.host}:${server.grpc.port}`,
     shards: s.shards, processors: config.processor.threads, queue: queue.driver, channel: queue.driver === 'nsq' ? queue.channel : undefined,
+    auth: joins && keys ? 'on' : joins ? 'joins' : keys ? 'api_keys' : 'off', tls: secrets.tls !== null ? 'on' : 'off', maxConnections: s.max_connections,
   });
+  const exposed = [s.host, grpc.addr?.host].filter((h): h is string => h !== undefined && !isLoopback(h));
+  if (exposed.length > 0 && !(joins && keys)) {
+    const without = [joins ? '' : 'signed joins (anyone may join any card_id and read its pushes)', keys ? '' : 'API keys (anyone may push and query)'].filter((k) => k !== '');
+    const missing = [joins ? '' : 'auth.join_secret (or auth.join_key_file)', keys ? '' : 'auth.api_keys (or auth.api_keys_file)'].filter((k) => k !== '');
+    log.warn(`listening on ${exposed.join(', ')} without ${without.join(' or ')}; set ${missing.join(' and ')}`, { code: 'PUSH_ERR_AUTH_OFF' });
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 function exitStartup(err: unknown): never {

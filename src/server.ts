@@ -22,6 +22,8 @@ import { MemoryQueue } from './queue/memory';
 import type { NsqQueue } from './queue/nsq';
 import { Cluster } from './cluster/cluster';
 import { isWildcard, joinHostPort, parseHostPort } from './config/schema';
+import type { Secrets } from './secrets';
+import { RateLimit } from './api/rate-limit';
 
 export class Server {
   readonly shards: ShardHost;
@@ -32,23 +34,28 @@ export class Server {
   readonly grpc: GrpcServer | null;
   /** Cluster mode (etcd.enable), or null. */
   readonly cluster: Cluster | null;
+  readonly rateLimit: RateLimit;
   private closing = false;
   /** Ends the NSQ warm-up early only when the server closes. */
   private readonly warmup = new IdleWaiter(() => this.closing);
 
-  constructor(readonly config: Config, private readonly log: Logger) {
+  constructor(readonly config: Config, private readonly log: Logger, readonly secrets: Secrets) {
     const seqs = new SeqState(SeqState.create());
     const mesh = new Mesh(config.server.shards, () => this.processors.firstSeq());
-    this.shards = new ShardHost(config, mesh, log);
+    this.shards = new ShardHost(config, mesh, log, secrets);
     this.queue = createQueue(config, log);
     this.processors = new ProcessorPool(config, mesh, seqs, log);
-    this.cluster = config.etcd.enable ? new Cluster(config, log) : null;
+    this.cluster = config.etcd.enable
+      ? new Cluster(config, log, { authorization: () => secrets.apiKeys.outgoing, tls: secrets.tls !== null })
+      : null;
     this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size, this.cluster?.queries ?? null);
+    this.rateLimit = new RateLimit(config.gateway.rate_limit);
+    const security = { apiKeys: secrets.apiKeys, rateLimit: this.rateLimit, tls: secrets.tls };
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
       crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
-    }, log);
-    this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log) : null;
+    }, log, security);
+    this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log, { ...security, maxMessage: config.grpc.max_message, maxBatch: config.push.max_batch }) : null;
   }
 
   async start(): Promise<void> {
@@ -127,6 +134,7 @@ export class Server {
     await this.queue.close();
     await this.gateway.close();
     await this.processors.close();
+    this.rateLimit.close();
     this.log.info('stopped');
   });
 

@@ -282,3 +282,26 @@ t.test('etcd unreachable at start-up: the node serves, warns once, registers whe
   t.equal(await node.stop('SIGTERM'), 0);
   t.equal(await etcd.get(`${PREFIX}${address(node)}`), null, 'revoked on shutdown');
 });
+
+t.test('API keys on: the nodes ask each other with their shared key', async (t) => {
+  const etcd = await Etcd.create(t);
+  const key = 'cluster-shared-key-0123456789';
+  const sets = (): string[] => [
+    'processor.threads=1', 'etcd.enable=true', `etcd.endpoints=127.0.0.1:${etcd.clientPort}`, `etcd.ttl=${TTL_S}`, 'etcd.query_timeout=2000',
+    `auth.api_keys=${key}`,
+  ];
+  const nodes = await Promise.all([0, 1].map(() => startServer({ shards: 1, sets: sets() })));
+  for (const n of nodes) t.teardown(() => n.stop('SIGKILL'));
+  const client = await Client.open(nodes[1]!.wsUrl);
+  await client.join('far');
+  const ask = async (path: string, auth: string | null): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${nodes[0]!.http}${path}`, { headers: auth === null ? {} : { authorization: `Bearer ${auth}` } });
+    return { status: res.status, body: await res.json() };
+  };
+  await until(async () => (await ask('/system', key)).body.nodes === 2, 'the nodes found each other');
+  t.same((await ask('/group?cardID=far', key)).body, { clientNum: 1, nodes: 2, nodesAnswered: 2 }, 'the other node answered this node\'s key');
+  t.same((await ask('/isOnline?cardID=far', key)).body, { result: 'yes', nodes: 2, nodesAnswered: 2 });
+  t.equal((await ask('/group?cardID=far', null)).status, 401, 'a caller without the key is still refused');
+  t.equal((await ask('/group?cardID=far', 'wrong')).status, 401);
+  await client.close();
+});

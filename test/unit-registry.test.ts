@@ -4,7 +4,8 @@
 
 import t from 'tap';
 import { Registry, type Socket } from '../workers/shard/registry';
-import { confirmJoins, handleFrame } from '../workers/shard/protocol';
+import { confirmJoins, Protocol } from '../workers/shard/protocol';
+import { createLogger } from '../shared/log';
 import { F_MEMBERS, F_MEMBERS_ACK, type MembersUpdate, type PeerFrame } from '../shared/frames';
 import { OK_FRAME } from '../shared/payload';
 import { FakeSocket } from './helpers/fake-socket';
@@ -257,14 +258,15 @@ t.test('"ok" answers wait for the owner: a ping after a pending join is answered
   await p0.fromCode();
   p0.take();
   const s = new FakeSocket();
-  handleFrame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }), reg, 64);
-  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), reg, 64);
+  const protocol = new Protocol(reg, { maxIdLength: 64, joinRate: 0, verifier: null }, createLogger('test', 'silent'));
+  protocol.frame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }));
+  protocol.frame(s.ws, JSON.stringify({ event: 'ping' }));
   t.same(s.sent, [], 'no ok before the owner acknowledged');
   const update = members(await p0.fromCode());
   p0.far.postMessage({ t: F_MEMBERS_ACK, id: update[0]!.id });
   await p0.toCode();
   t.same(s.sent, [OK_FRAME, OK_FRAME], 'both answers, once confirmed');
   t.same(s.corks, [[OK_FRAME, OK_FRAME]], 'in one corked write');
-  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), reg, 64);
+  protocol.frame(s.ws, JSON.stringify({ event: 'ping' }));
   t.equal(s.sent.length, 3, 'later answers go at once');
 });

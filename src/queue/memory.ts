@@ -11,6 +11,8 @@ import type { BatchHandler, ConsumedBatch, Queue, QueueStats } from './queue';
 export interface MemoryQueueOptions {
   /** Most messages held (waiting + in flight). */
   readonly capacity: number;
+  /** Most body bytes held (waiting + in flight). */
+  readonly capacityBytes: number;
   /** Most messages handed out and not yet settled. */
   readonly maxInFlight: number;
   /** Most messages per batch. */
@@ -28,6 +30,8 @@ export class MemoryQueue implements Queue {
   private items: Item[] = [];
   private head = 0;
   private inFlight = 0;
+  /** Body bytes held, waiting and in flight. */
+  private bytes = 0;
   private onBatch: BatchHandler | null = null;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -49,20 +53,33 @@ export class MemoryQueue implements Queue {
   }
 
   admit(): PushError | null {
-    return this.refusal(1);
+    return this.refusal(1, 0);
   }
 
-  private refusal(n: number): PushError | null {
+  neverFits(count: number, bytes: number): string | null {
+    const { capacity, capacityBytes } = this.opts;
+    if (count > capacity) return `${count} pushes are more than the embedded queue ever holds (queue.capacity = ${capacity})`;
+    if (bytes > capacityBytes) return `${bytes} bytes of pushes are more than the embedded queue ever holds (queue.capacity_bytes = ${capacityBytes})`;
+    return null;
+  }
+
+  private refusal(n: number, bytes: number): PushError | null {
     if (this.closed) return new PushError('PUSH_ERR_SHUTTING_DOWN');
     if (this.waiting + this.inFlight + n > this.opts.capacity) {
       return new PushError('PUSH_ERR_QUEUE_FULL', `the embedded queue holds ${this.opts.capacity} messages (queue.capacity) and is full; retry later`);
+    }
+    if (this.bytes + bytes > this.opts.capacityBytes) {
+      return new PushError('PUSH_ERR_QUEUE_FULL', `the embedded queue holds ${this.opts.capacityBytes} bytes (queue.capacity_bytes) and is full; retry later`);
     }
     return null;
   }
 
   publish(bodies: readonly Uint8Array[]): Promise<void> {
-    const refusal = this.refusal(bodies.length);
+    let bytes = 0;
+    for (let i = 0; i < bodies.length; i++) bytes += bodies[i]!.byteLength;
+    const refusal = this.refusal(bodies.length, bytes);
     if (refusal !== null) return Promise.reject(refusal);
+    this.bytes += bytes;
     for (let i = 0; i < bodies.length; i++) this.items.push({ body: bodies[i]!, attempts: 0 });
     this.handOutSoon();
     return Promise.resolve();
@@ -87,6 +104,7 @@ export class MemoryQueue implements Queue {
 
   settle(taken: Item[], requeue: boolean, delayMs: number): void {
     this.inFlight -= taken.length;
+    if (!requeue || this.closed) for (let i = 0; i < taken.length; i++) this.bytes -= taken[i]!.body.byteLength;
     if (requeue && !this.closed) {
       for (const it of taken) it.attempts++;
       // Still counted against capacity while waiting for the retry.

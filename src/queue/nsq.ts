@@ -28,6 +28,11 @@ export class NsqQueue implements Queue {
     return this.producer.admit();
   }
 
+  /** nsqd takes any number; the producer splits them into MPUBs. */
+  neverFits(): string | null {
+    return null;
+  }
+
   stats(): QueueStats {
     return { driver: 'nsq', depth: -1, inFlight: -1, connected: this.producer.connected };
   }

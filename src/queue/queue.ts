@@ -43,6 +43,12 @@ export interface Queue {
    * request it can't queue: under overload that work would starve the rest.
    */
   admit(): PushError | null;
+  /**
+   * Why a batch of `count` bodies of `bytes` bytes in all could never be
+   * queued however long the caller waited (larger than the queue itself), or
+   * null. `bytes` 0: not known yet.
+   */
+  neverFits(count: number, bytes: number): string | null;
   stats(): QueueStats;
   /** Stops publishing (and, for memory, consuming); safe to call twice. */
   close(): Promise<void>;

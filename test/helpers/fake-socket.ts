@@ -2,7 +2,7 @@
 // exactly what that code calls (getUserData, send, cork), recording what was
 // sent. The integration tests use the real server.
 
-import type { Socket, SocketData } from '../../workers/shard/registry';
+import { socketData, type Socket, type SocketData } from '../../workers/shard/registry';
 
 export class FakeSocket {
   readonly data: SocketData;
@@ -16,7 +16,8 @@ export class FakeSocket {
   private corked: string[] | null = null;
 
   constructor(app = '') {
-    this.data = { card: '', app, closed: false, unconfirmed: 0, owed: 0 };
+    this.data = socketData();
+    this.data.app = app;
   }
 
   get ws(): Socket {

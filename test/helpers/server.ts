@@ -122,8 +122,8 @@ export class Client {
     }));
   }
 
-  static async open(url: string): Promise<Client> {
-    const ws = new WebSocket(url);
+  static async open(url: string, opts: WebSocket.ClientOptions = {}): Promise<Client> {
+    const ws = new WebSocket(url, opts);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

@@ -7,7 +7,9 @@ import type { Config } from '../../src/config/schema';
 import type { Mesh } from '../../src/mesh';
 import type { Logger } from '../../shared/log';
 import { once } from '../../shared/lifecycle';
-import type { MainToShard, ShardInit, ShardToMain } from '../../shared/frames';
+import type { MainToShard, ShardInit, ShardLimits, ShardToMain } from '../../shared/frames';
+import { ConnCounters } from '../../shared/conn-counters';
+import type { Secrets } from '../../src/secrets';
 import { ShardQueries } from './host-queries';
 
 const STOP_TIMEOUT_MS = 10_000;
@@ -25,9 +27,18 @@ export class ShardHost {
   private readonly slots: Slot[];
   private stopping = false;
   readonly queries: ShardQueries;
+  /** Every shard's connection counts, shared (shared/conn-counters.ts). */
+  private readonly counters: SharedArrayBuffer;
+  private readonly limits: ShardLimits;
 
-  constructor(private readonly config: Config, private readonly mesh: Mesh, private readonly log: Logger) {
-    this.slots = Array.from({ length: config.server.shards }, () => ({ worker: null, gen: 0, restarts: 0 }));
+  constructor(private readonly config: Config, private readonly mesh: Mesh, private readonly log: Logger, private readonly secrets: Secrets) {
+    const s = config.server;
+    this.slots = Array.from({ length: s.shards }, () => ({ worker: null, gen: 0, restarts: 0 }));
+    this.counters = ConnCounters.create(s.shards);
+    this.limits = {
+      maxConnections: s.max_connections, maxPerAddress: s.max_connections_per_address, allowedOrigins: s.allowed_origins,
+      trustedProxies: s.trusted_proxies, joinRate: s.max_joins_per_second,
+    };
     this.queries = new ShardQueries(this.slots.length, (i) => this.slots[i]!.worker);
   }
 
@@ -46,7 +57,8 @@ export class ShardHost {
     const init: ShardInit = {
       index, shards: this.slots.length, host: s.host, wsPort: s.ws_port, maxPayload: s.max_payload,
       idleTimeout: s.idle_timeout, maxBackpressure: s.max_backpressure, maxIdLength: this.config.push.max_id_length,
-      logLevel: this.config.log.level, ...place,
+      logLevel: this.config.log.level, counters: this.counters, limits: this.limits, joinAuth: this.secrets.joinAuth,
+      tls: this.secrets.tls !== null ? { cert: this.secrets.tls.certFile, key: this.secrets.tls.keyFile } : null, ...place,
     };
     const slot = this.slots[index]!;
     const gen = ++slot.gen;

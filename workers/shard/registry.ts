@@ -26,6 +26,21 @@ export interface SocketData {
   unconfirmed: number;
   /** "ok" answers held back until then. */
   owed: number;
+  /** Sketch hash of the client address (shared/conn-counters.ts), -1 when addresses are not counted. */
+  addr: number;
+  /** Join token from the upgrade's ?token= ('' when none). */
+  token: string;
+  /** Join rate limit: joins this connection may still send now, and when that was computed (ms). */
+  joinBudget: number;
+  joinAt: number;
+  /** A join token is being verified; frames that arrive meanwhile wait in `queued`, in order. */
+  verifying: boolean;
+  queued: string[] | null;
+}
+
+/** User data of a new connection (fixed shape: every field set). */
+export function socketData(addr = -1, token = '', joinBudget = 0): SocketData {
+  return { card: '', app: '', closed: false, unconfirmed: 0, owed: 0, addr, token, joinBudget, joinAt: 0, verifying: false, queued: null };
 }
 
 export type Socket = WebSocket<SocketData>;

@@ -13,10 +13,13 @@ import * as uWS from 'uWebSockets.js';
 import { createLogger } from '../../shared/log';
 import type { MainToShard, ShardAnswer, ShardInit, ShardQueryKind, ShardStats, ShardToMain } from '../../shared/frames';
 import { WsErrors } from '../../shared/errors';
-import { Registry, type Socket, type SocketData } from './registry';
+import { ConnCounters } from '../../shared/conn-counters';
+import { JoinVerifier } from '../../shared/join-token';
+import { Registry, socketData, type Socket, type SocketData } from './registry';
 import { Delivery } from './delivery';
 import { Inbox } from './inbox';
-import { closeWith, confirmJoins, handleFrame } from './protocol';
+import { Admission } from './admission';
+import { closeWith, confirmJoins, Protocol } from './protocol';
 
 const init = workerData as ShardInit;
 const log = createLogger(`shard-${init.index}`, init.logLevel);
@@ -25,6 +28,12 @@ const registry = new Registry(init.index, init.shards, confirmJoins);
 const delivery = new Delivery(registry);
 const inbox = new Inbox(registry, delivery, init);
 const { sequencer } = inbox;
+const counters = new ConnCounters(init.counters, init.shards, init.index);
+// This shard's predecessor (if it crashed) took its connections with it.
+counters.reset();
+const admission = new Admission(counters, init.limits);
+const verifier = init.joinAuth !== null ? new JoinVerifier(init.joinAuth) : null;
+const protocol = new Protocol(registry, { maxIdLength: init.maxIdLength, joinRate: init.limits.joinRate, verifier }, log);
 
 /** Every open connection, joined or not: shutdown and crash close them all. */
 const sockets = new Set<Socket>();
@@ -39,7 +48,8 @@ function post(msg: ShardToMain): void {
 
 const WELCOME = JSON.stringify({ msg: 'welcome to socket server', server: 'pusher' });
 
-const app = uWS.App()
+// uWS reads the files itself; the main thread checked them first (src/secrets.ts).
+const app = (init.tls !== null ? uWS.SSLApp({ cert_file_name: init.tls.cert, key_file_name: init.tls.key }) : uWS.App())
   .ws<SocketData>('/ws', {
     // uWS drops a connection over its limit without a close frame (clients
     // see 1006). Up to twice max_payload we check ourselves and close with
@@ -55,7 +65,9 @@ const app = uWS.App()
         res.writeStatus('503 Service Unavailable').end();
         return;
       }
-      const data: SocketData = { card: '', app: '', closed: false, unconfirmed: 0, owed: 0 };
+      const addr = admission.check(res, req);
+      if (addr === null) return;
+      const data = socketData(addr, verifier !== null ? req.getQuery('token') ?? '' : '', init.limits.joinRate);
       res.upgrade(
         data,
         req.getHeader('sec-websocket-key'),
@@ -66,6 +78,7 @@ const app = uWS.App()
     },
     open(ws) {
       sockets.add(ws);
+      counters.add(ws.getUserData().addr, 1);
     },
     message(ws, message, isBinary) {
       if (isBinary) {
@@ -76,12 +89,14 @@ const app = uWS.App()
         closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE');
         return;
       }
-      handleFrame(ws, Buffer.from(message).toString('utf8'), registry, init.maxIdLength);
+      // uWS has checked that a text frame is valid UTF-8 (it drops the connection otherwise).
+      protocol.frame(ws, Buffer.from(message).toString('utf8'));
     },
     close(ws) {
       const ud = ws.getUserData();
       ud.closed = true;
       sockets.delete(ws);
+      counters.add(ud.addr, -1);
       if (ud.card !== '') registry.leave(ws, ud.card);
     },
   })
