@@ -254,7 +254,7 @@ t.test('a cluster behind nginx, through its life', async (t) => {
     t.equal(warnings.length, 1, `one warning for the outage:\n${warnings.join('\n')}`);
     t.match(a.output(), /etcd reachable again downMs=\d+/);
     const before = clients.get('card-0')!.frames.length;
-    await postJson(`${a.http}/push`, { to: ['card-0'], content: 'still serving' });
+    t.same((await postJson(`${a.http}/push`, { to: ['card-0'], content: 'still serving' })).body, { code: 0, message: 'ok' });
     await clients.get('card-0')!.waitFrames(before + 1);
     t.equal(clients.get('card-0')!.data().at(-1), 'still serving');
   });
