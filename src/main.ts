@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   } catch (err) {
     exitStartup(err);
   }
-  const log = createLogger('main', config.log.level);
+  const log = createLogger('main', config.log.level, config.log.format);
   const server = new Server(config, log);
 
   let signalled = false;

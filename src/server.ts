@@ -18,6 +18,10 @@ import { GrpcServer } from './api/grpc';
 import { createQueue } from './queue/create';
 import { MemoryQueue } from './queue/memory';
 import type { NsqQueue } from './queue/nsq';
+import type { QueueStats } from './queue/queue';
+import { Metrics } from './ops/metrics';
+import { readiness, type ReadinessCheck } from './ops/health';
+import { VERSION } from './version';
 
 /** NSQ warm-up: consuming starts once the connection count has not moved for this long. */
 const SETTLE_MS = 1_000;
@@ -30,6 +34,9 @@ export class Server {
   readonly push: PushService;
   readonly gateway: Gateway;
   readonly grpc: GrpcServer | null;
+  readonly metrics: Metrics;
+  /** What /readyz checks; cluster mode adds its etcd registration with addReadinessCheck(). */
+  private readonly readinessChecks: ReadinessCheck[];
   private closing = false;
 
   constructor(readonly config: Config, private readonly log: Logger) {
@@ -38,12 +45,62 @@ export class Server {
     this.shards = new ShardHost(config, mesh, log);
     this.queue = createQueue(config, log);
     this.processors = new ProcessorPool(config, mesh, seqs, log);
-    this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size);
+    this.push = new PushService(config, this.queue, this.shards.queries, () => this.shards.stats(), this.processors.size);
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
+      metrics: async () => ({ text: await this.metrics.text(), type: this.metrics.contentType }),
+      readiness: () => readiness(this.readinessChecks),
       crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
     }, log);
     this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log) : null;
+    this.metrics = new Metrics({
+      version: VERSION,
+      driver: config.queue.driver,
+      shardCounters: () => this.shards.counters(),
+      shardUp: (i) => this.shards.notReady(i) === null,
+      shardRestarts: () => this.shards.restarts(),
+      processorRegions: () => this.processors.regionCounters(),
+      processorThreads: () => this.processors.threadStates(),
+      queue: () => ({ ...this.queue.stats(), inFlight: this.queueStats().inFlight }),
+      httpErrors: this.gateway.errors,
+      grpcErrors: this.grpc?.errors ?? new Map(),
+    });
+    this.readinessChecks = [
+      { name: 'server', check: () => (this.closing ? 'shutting down' : null) },
+      { name: 'shards', check: () => this.shardsNotReady() },
+      { name: 'queue', check: () => this.queueNotReady() },
+    ];
+  }
+
+  /** A part that must be in place before this node takes traffic (GET /readyz); `check` returns why not, or null. */
+  addReadinessCheck(check: ReadinessCheck): void {
+    this.readinessChecks.push(check);
+  }
+
+  private shardsNotReady(): string | null {
+    const now = Date.now();
+    const down: string[] = [];
+    for (let i = 0; i < this.shards.count; i++) {
+      const why = this.shards.notReady(i, now);
+      if (why !== null) down.push(`shard ${i} ${why}`);
+    }
+    return down.length === 0 ? null : down.join('; ');
+  }
+
+  private queueNotReady(): string | null {
+    const q = this.queue.stats();
+    if (!q.connected) return q.driver === 'nsq' ? 'no connection to nsqd for publishing' : 'closed';
+    if (!this.processors.consumingNsq) return null;
+    const { live, connected } = this.processors.threadStates();
+    return connected === live && live > 0 ? null : `${connected} of ${live} processor threads consume from nsqd`;
+  }
+
+  /** The queue's numbers; with NSQ, in flight and connected as the processors see them too. */
+  private queueStats(): QueueStats {
+    const queue = this.queue.stats();
+    if (queue.driver !== 'nsq') return queue;
+    const processors = this.processors.stats();
+    return { ...queue, inFlight: processors.inFlight, connected: queue.connected && processors.connected };
   }
 
   async start(): Promise<void> {
@@ -78,7 +135,7 @@ export class Server {
     let since = started;
     while (Date.now() < end && !this.closing) {
       await new Promise((resolve) => setTimeout(resolve, WARMUP_POLL_MS));
-      const now = (await this.shards.queries.stats()).reduce((n, s) => n + s.clients, 0);
+      const now = this.shards.stats().reduce((n, s) => n + s.clients, 0);
       if (now !== clients) {
         clients = now;
         since = Date.now();
@@ -92,14 +149,7 @@ export class Server {
   }
 
   async stats(): Promise<unknown> {
-    const [shards, processors] = await Promise.all([this.shards.queries.stats(), this.processors.stats()]);
-    const queue = this.queue.stats();
-    return {
-      shards,
-      restarts: this.shards.restarts(),
-      queue: queue.driver === 'nsq' ? { ...queue, inFlight: processors.inFlight, connected: queue.connected && processors.connected } : queue,
-      processors,
-    };
+    return { shards: this.shards.stats(), restarts: this.shards.restarts(), queue: this.queueStats(), processors: this.processors.stats() };
   }
 
   /** Graceful shutdown; safe to call twice (the second call waits for the first). */

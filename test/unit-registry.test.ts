@@ -3,6 +3,7 @@
 // does), sockets are FakeSockets.
 
 import t from 'tap';
+import { shardCounters } from '../shared/counters';
 import { Registry, type Socket } from '../workers/shard/registry';
 import { confirmJoins, handleFrame } from '../workers/shard/protocol';
 import { F_MEMBERS, F_MEMBERS_ACK, type MembersUpdate, type PeerFrame } from '../shared/frames';
@@ -257,14 +258,14 @@ t.test('"ok" answers wait for the owner: a ping after a pending join is answered
   await p0.fromCode();
   p0.take();
   const s = new FakeSocket();
-  handleFrame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }), reg, 64);
-  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), reg, 64);
+  handleFrame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }), reg, 64, shardCounters());
+  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), reg, 64, shardCounters());
   t.same(s.sent, [], 'no ok before the owner acknowledged');
   const update = members(await p0.fromCode());
   p0.far.postMessage({ t: F_MEMBERS_ACK, id: update[0]!.id });
   await p0.toCode();
   t.same(s.sent, [OK_FRAME, OK_FRAME], 'both answers, once confirmed');
   t.same(s.corks, [[OK_FRAME, OK_FRAME]], 'in one corked write');
-  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), reg, 64);
+  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), reg, 64, shardCounters());
   t.equal(s.sent.length, 3, 'later answers go at once');
 });

@@ -8,6 +8,8 @@ import { ApiErrors, PushError, type ApiErrorCode } from '../../shared/errors';
 import type { Exchange, HttpHandler, Refusal } from './http/connection';
 import { HttpServer } from './http/server';
 import type { PushService } from './push-service';
+import type { Readiness } from '../ops/health';
+import { loadPages } from '../ops/pages';
 
 const CORS = [
   'Access-Control-Allow-Origin: *',
@@ -28,9 +30,6 @@ function errorBody(code: ApiErrorCode, message: string): string {
   return JSON.stringify({ code: ApiErrors[code].grpc, message, error: code });
 }
 
-function sendError(x: Exchange, code: ApiErrorCode, message: string, headers = cors(x)): void {
-  x.answer(ApiErrors[code].http, errorBody(code, message), headers);
-}
 
 function queryParam(x: Exchange, name: string): string {
   return x.head.query === '' ? '' : new URLSearchParams(x.head.query).get(name) ?? '';
@@ -44,6 +43,10 @@ interface Route {
 export interface GatewayHooks {
   /** Extra operational numbers for GET /stats. */
   stats(): Promise<unknown>;
+  /** GET /metrics: the Prometheus text exposition and its content type. */
+  metrics(): Promise<{ text: string; type: string }>;
+  /** GET /readyz. */
+  readiness(): Readiness;
   /** Debug hook (config debug.crash_route): crash shard N, or processor thread N. */
   crash(kind: 'shard' | 'processor', n: number): boolean;
 }
@@ -51,6 +54,8 @@ export interface GatewayHooks {
 export class Gateway implements HttpHandler {
   private readonly server: HttpServer;
   private readonly routes = new Map<string, Route>();
+  /** Error answers by code, for /metrics. */
+  readonly errors = new Map<string, number>();
 
   constructor(private readonly config: Config, private readonly push: PushService, private readonly hooks: GatewayHooks, private readonly log: Logger) {
     this.server = new HttpServer(this, config.gateway.max_body);
@@ -62,6 +67,18 @@ export class Gateway implements HttpHandler {
     add('GET', '/isOnline', async (x) => JSON.stringify({ result: await this.push.isOnline(queryParam(x, 'cardID')) }));
     add('GET', '/group', async (x) => JSON.stringify({ clientNum: await this.push.group(queryParam(x, 'cardID')) }));
     add('GET', '/stats', async () => JSON.stringify(await this.hooks.stats()));
+    this.routes.set('/metrics', { method: 'GET', run: (x) => {
+      this.hooks.metrics().then(({ text, type }) => x.answer(200, text, cors(x), type), (err: unknown) => this.fail(x, err));
+    } });
+    add('GET', '/healthz', async () => '{"status":"ok"}');
+    this.routes.set('/readyz', { method: 'GET', run: (x) => {
+      const r = this.hooks.readiness();
+      x.answer(r.ready ? 200 : 503, JSON.stringify(r), cors(x));
+    } });
+    for (const file of loadPages(config.server.ws_port)) {
+      // Pages change with the package, not at run time; revalidating is cheap (they are small).
+      this.routes.set(file.path, { method: 'GET', run: (x) => x.answer(200, file.body, 'Cache-Control: no-cache\r\n', file.type) });
+    }
     this.routes.set('/push', { method: 'POST', run: (x, body) => this.pushOne(x, body) });
     this.routes.set('/push/batch', { method: 'POST', run: (x, body) => this.withJson(x, body, async (json) => {
       const pushes = (json as { pushes?: unknown } | null)?.pushes;
@@ -88,12 +105,12 @@ export class Gateway implements HttpHandler {
     }
     const route = this.routes.get(path);
     if (route === undefined) {
-      sendError(x, 'PUSH_ERR_NOT_FOUND', `no route ${path}`);
+      this.sendError(x, 'PUSH_ERR_NOT_FOUND', `no route ${path}`);
       return;
     }
     if (method !== route.method) {
       const allow = `Allow: ${route.method}, OPTIONS\r\n`;
-      sendError(x, 'PUSH_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; use ${route.method}`, cors(x) + allow);
+      this.sendError(x, 'PUSH_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; use ${route.method}`, cors(x) + allow);
       return;
     }
     try {
@@ -105,7 +122,7 @@ export class Gateway implements HttpHandler {
 
   refuse(x: Exchange, code: Refusal, message: string): void {
     if (code === 'PUSH_ERR_BODY_TOO_LARGE') message = `request body is larger than ${this.config.gateway.max_body} bytes (gateway.max_body)`;
-    sendError(x, code, message);
+    this.sendError(x, code, message);
   }
 
   /** POST /push, the hot path: no async wrapper, no JSON step shared with the batch. */
@@ -131,7 +148,7 @@ export class Gateway implements HttpHandler {
     try {
       return JSON.parse(body.toString('utf8'));
     } catch (err) {
-      sendError(x, 'PUSH_ERR_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`);
+      this.sendError(x, 'PUSH_ERR_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`);
       return undefined;
     }
   }
@@ -141,13 +158,19 @@ export class Gateway implements HttpHandler {
     work.then((body) => x.answer(200, body, cors(x)), (err: unknown) => this.fail(x, err));
   }
 
+  /** Answers with the error table's status and body, and counts the code (pusher_http_errors_total). */
+  private sendError(x: Exchange, code: ApiErrorCode, message: string, headers = cors(x)): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    x.answer(ApiErrors[code].http, errorBody(code, message), headers);
+  }
+
   private fail(x: Exchange, err: unknown): void {
     if (err instanceof PushError) {
-      sendError(x, err.code, err.message);
+      this.sendError(x, err.code, err.message);
       return;
     }
     this.log.error('request failed', { code: 'PUSH_ERR_INTERNAL', error: (err as Error)?.message ?? String(err) });
-    sendError(x, 'PUSH_ERR_INTERNAL', 'internal error');
+    this.sendError(x, 'PUSH_ERR_INTERNAL', 'internal error');
   }
 
   start(): Promise<void> {

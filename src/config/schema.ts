@@ -4,7 +4,7 @@
 // it (`npm run config-docs`; test/config.test.ts fails when they drift).
 // In code a key has the name it has in config.ini: config.server.ws_port.
 
-import { LEVELS } from '../../shared/log';
+import { FORMATS, LEVELS } from '../../shared/log';
 
 interface Spec<T> {
   readonly default: string;
@@ -123,8 +123,12 @@ export const SCHEMA = {
     max_recipients: int(1000, 1, 1_000_000, "most card_ids in one push's to"),
     max_id_length: int(256, 1, 4096, 'longest card_id / app_id, characters'),
   },
+  metrics: {
+    latency_sample: int(100, 0, 1_000_000, 'GET /metrics measures the latency (accepted to written to the socket) of 1 push in this many; 0 = none'),
+  },
   log: {
     level: oneOf('info', LEVELS, 'debug, info, warn, error or silent; one line per event on stdout'),
+    format: oneOf('text', FORMATS, 'text (time level thread: message key=value ...) or json (one object per line: time, level, thread, msg, code, fields) for log shippers'),
   },
   debug: {
     crash_route: bool(false, 'enables POST /debug/crash?shard=N and ?processor=N (the tests crash a shard or a processor thread with it); never in production'),

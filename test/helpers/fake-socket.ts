@@ -16,7 +16,7 @@ export class FakeSocket {
   private corked: string[] | null = null;
 
   constructor(app = '') {
-    this.data = { card: '', app, closed: false, unconfirmed: 0, owed: 0 };
+    this.data = { card: '', app, closed: false, slow: false, unconfirmed: 0, owed: 0 };
   }
 
   get ws(): Socket {

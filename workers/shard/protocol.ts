@@ -3,14 +3,16 @@
 
 import { WsErrors, type WsErrorCode } from '../../shared/errors';
 import { OK_FRAME } from '../../shared/payload';
+import { S_JOINS, wsErrorSlot } from '../../shared/counters';
 import type { Registry, Socket } from './registry';
 
 export function errorFrame(code: WsErrorCode, message: string = WsErrors[code].message): string {
   return JSON.stringify({ type: 2, code, data: message });
 }
 
-/** Ends the connection with the close code the error table gives it; the reason is the error code. */
-export function closeWith(ws: Socket, code: WsErrorCode): void {
+/** Ends the connection with the close code the error table gives it; the reason is the error code. Counted in `counters`. */
+export function closeWith(ws: Socket, code: WsErrorCode, counters: Float64Array): void {
+  counters[wsErrorSlot(code)]!++;
   ws.end(WsErrors[code].close, code);
 }
 
@@ -47,16 +49,16 @@ function validId(v: unknown, maxLen: number, optional: boolean): v is string {
  * Handles one text frame. Returns nothing: every outcome is a reply, an error
  * frame, or a close with a documented code.
  */
-export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdLength: number): void {
+export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdLength: number, counters: Float64Array): void {
   let msg: unknown;
   try {
     msg = JSON.parse(text);
   } catch {
-    closeWith(ws, 'PUSH_ERR_WS_BAD_JSON');
+    closeWith(ws, 'PUSH_ERR_WS_BAD_JSON', counters);
     return;
   }
   if (msg === null || typeof msg !== 'object' || typeof (msg as { event?: unknown }).event !== 'string') {
-    closeWith(ws, 'PUSH_ERR_WS_BAD_JSON');
+    closeWith(ws, 'PUSH_ERR_WS_BAD_JSON', counters);
     return;
   }
   const { event, data } = msg as { event: string; data?: unknown };
@@ -67,9 +69,11 @@ export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdL
     case 'join': {
       const d = (data !== null && typeof data === 'object' ? data : {}) as { card_id?: unknown; app_id?: unknown };
       if (!validId(d.card_id, maxIdLength, false) || !validId(d.app_id, maxIdLength, true)) {
+        counters[wsErrorSlot('PUSH_ERR_WS_JOIN_INVALID')]!++;
         ws.send(errorFrame('PUSH_ERR_WS_JOIN_INVALID'), false, false);
         return;
       }
+      counters[S_JOINS]!++;
       const ud = ws.getUserData();
       if (ud.card !== d.card_id) {
         if (ud.card !== '' && !registry.leave(ws, ud.card)) ud.unconfirmed++;
@@ -81,6 +85,6 @@ export function handleFrame(ws: Socket, text: string, registry: Registry, maxIdL
       return;
     }
     default:
-      closeWith(ws, 'PUSH_ERR_WS_UNKNOWN_EVENT');
+      closeWith(ws, 'PUSH_ERR_WS_UNKNOWN_EVENT', counters);
   }
 }

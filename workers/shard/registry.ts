@@ -22,6 +22,8 @@ export interface SocketData {
   app: string;
   /** Set in the close handler: a closed uWS socket throws when touched. */
   closed: boolean;
+  /** A frame was dropped over max_backpressure: uWS closes it (counted once). */
+  slow: boolean;
   /** Joins waiting for their owner's acknowledgement. */
   unconfirmed: number;
   /** "ok" answers held back until then. */

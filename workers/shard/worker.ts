@@ -11,18 +11,20 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as uWS from 'uWebSockets.js';
 import { createLogger } from '../../shared/log';
-import { F_DELIVER, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, F_REPLAY_END, F_SKIP, type MainToShard, type PeerFrame, type ProcessorFrame, type ShardAnswer, type ShardInit, type ShardQueryKind, type ShardStats, type ShardToMain } from '../../shared/frames';
-import { WsErrors } from '../../shared/errors';
+import { F_DELIVER, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, F_REPLAY_END, F_SKIP, type MainToShard, type PeerFrame, type ProcessorFrame, type ShardAnswer, type ShardInit, type ShardQueryKind, type ShardToMain } from '../../shared/frames';
+import { WsErrors, type WsErrorCode } from '../../shared/errors';
+import { S_CLIENTS, S_GROUPS, S_HEARTBEAT, S_LOCAL_GROUPS, shardCounters, wsErrorSlot } from '../../shared/counters';
 import { Registry, type Socket, type SocketData } from './registry';
 import { Delivery } from './delivery';
 import { Sequencer } from './sequencer';
 import { closeWith, confirmJoins, handleFrame } from './protocol';
 
 const init = workerData as ShardInit;
-const log = createLogger(`shard-${init.index}`, init.logLevel);
+const log = createLogger(`shard-${init.index}`, init.logLevel, init.logFormat);
 const main = parentPort!;
+const counters = shardCounters(init.counters);
 const registry = new Registry(init.index, init.shards, confirmJoins);
-const delivery = new Delivery(registry);
+const delivery = new Delivery(registry, counters);
 
 // A restarted shard delivers nothing until the processors re-sent what its
 // previous incarnation never acknowledged and its peers told it their members
@@ -52,6 +54,20 @@ function post(msg: ShardToMain): void {
   main.postMessage(msg);
 }
 
+/** The gauges the main thread reads (shared/counters.ts), after anything that may change them. */
+function gauges(): void {
+  counters[S_CLIENTS] = sockets.size;
+  counters[S_GROUPS] = registry.owned;
+  counters[S_LOCAL_GROUPS] = registry.local.size;
+}
+
+// The heartbeat says this thread's event loop turns (/readyz).
+counters[S_HEARTBEAT] = Date.now();
+const heartbeat = setInterval(() => {
+  counters[S_HEARTBEAT] = Date.now();
+}, 1_000);
+heartbeat.unref();
+
 const WELCOME = JSON.stringify({ msg: 'welcome to socket server', server: 'pusher' });
 
 const app = uWS.App()
@@ -70,7 +86,7 @@ const app = uWS.App()
         res.writeStatus('503 Service Unavailable').end();
         return;
       }
-      const data: SocketData = { card: '', app: '', closed: false, unconfirmed: 0, owed: 0 };
+      const data: SocketData = { card: '', app: '', closed: false, slow: false, unconfirmed: 0, owed: 0 };
       res.upgrade(
         data,
         req.getHeader('sec-websocket-key'),
@@ -81,23 +97,26 @@ const app = uWS.App()
     },
     open(ws) {
       sockets.add(ws);
+      gauges();
     },
     message(ws, message, isBinary) {
       if (isBinary) {
-        closeWith(ws, 'PUSH_ERR_WS_BINARY');
+        closeWith(ws, 'PUSH_ERR_WS_BINARY', counters);
         return;
       }
       if (message.byteLength > init.maxPayload) {
-        closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE');
+        closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE', counters);
         return;
       }
-      handleFrame(ws, Buffer.from(message).toString('utf8'), registry, init.maxIdLength);
+      handleFrame(ws, Buffer.from(message).toString('utf8'), registry, init.maxIdLength, counters);
+      gauges();
     },
     close(ws) {
       const ud = ws.getUserData();
       ud.closed = true;
       sockets.delete(ws);
       if (ud.card !== '') registry.leave(ws, ud.card);
+      gauges();
     },
   })
   .get('/', (res) => {
@@ -146,6 +165,7 @@ function onPeerFrame(peer: number, port: MessagePort, frame: PeerFrame): void {
       return;
     case F_MEMBERS:
       registry.applyMembers(peer, frame);
+      gauges();
       if (frame.sync) peerReady(peer);
       return;
     case F_MEMBERS_ACK:
@@ -153,19 +173,8 @@ function onPeerFrame(peer: number, port: MessagePort, frame: PeerFrame): void {
   }
 }
 
-function stats(): ShardStats {
-  return {
-    clients: sockets.size,
-    groups: registry.owned,
-    localGroups: registry.local.size,
-    ...delivery.counters,
-  };
-}
-
 function answer(msg: Extract<MainToShard, { t: 'query' }>): ShardAnswer<ShardQueryKind> {
   switch (msg.q) {
-    case 'stats':
-      return stats();
     case 'online':
       return registry.groupSize(msg.card) > 0;
     case 'group':
@@ -194,6 +203,7 @@ main.on('message', (msg: MainToShard) => {
     case 'peer-reset':
       registry.dropPeer(msg.peer);
       delivery.peerGone(msg.peer);
+      gauges();
       peerReady(msg.peer);
       return;
     case 'gap':
@@ -225,25 +235,28 @@ const stallCheck = setInterval(() => {
 stallCheck.unref();
 
 /** Closes every handle this thread holds, so it can end without aborting the process. */
-function closeAll(code: number, reason: string): void {
+function closeAll(code: number, reason: WsErrorCode): void {
   if (listenSocket !== null) {
     uWS.us_listen_socket_close(listenSocket);
     listenSocket = null;
   }
   // end() runs the close handler synchronously, which edits `sockets`: iterate a copy.
   for (const ws of [...sockets]) {
-    if (!ws.getUserData().closed) ws.end(code, reason);
+    if (ws.getUserData().closed) continue;
+    counters[wsErrorSlot(reason)]!++;
+    ws.end(code, reason);
   }
   // Forcefully closes what is left (HTTP keep-alive connections, closing sockets).
   app.close();
   clearInterval(stallCheck);
+  clearInterval(heartbeat);
   sequencer.close();
   for (const port of registry.peers) port?.close();
   for (const port of processorPorts) port.close();
   main.unref();
 }
 
-function stop(code: number, reason: string): void {
+function stop(code: number, reason: WsErrorCode): void {
   if (stopping) return;
   stopping = true;
   const n = sockets.size;
