@@ -1,4 +1,5 @@
-// Entry point: `node dist/src/main.js --config config.ini [--set section.key=value ...]`.
+// `pusher start` (src/cli.ts), also run directly:
+//   node dist/src/main.js [--config config.ini] [--set section.key=value ...]
 // Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 2 when start-up fails
 // (bad configuration, a port in use), 1 on an unexpected fatal error.
 
@@ -9,10 +10,11 @@ import { createLogger } from '../shared/log';
 import { EXIT_STARTUP, StartupError } from '../shared/errors';
 import { Server } from './server';
 
-async function main(): Promise<void> {
+/** Runs the server until SIGINT or SIGTERM (then exits the process). */
+async function start(argv: readonly string[]): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig(parseCli(process.argv.slice(2)), availableParallelism());
+    config = loadConfig(parseCli(argv), availableParallelism());
   } catch (err) {
     exitStartup(err);
   }
@@ -42,9 +44,11 @@ async function main(): Promise<void> {
     exitStartup(err);
   }
   const { server: s, grpc, queue } = config;
+  const local = s.host === '0.0.0.0' || s.host === '::' ? '127.0.0.1' : s.host;
   log.info('pusher ready', {
     ws: `${s.host}:${s.ws_port}/ws`, gateway: `${s.host}:${server.gateway.port}`, grpc: grpc.addr === null || server.grpc === null ? 'off' : `${grpc.addr.host}:${server.grpc.port}`,
     shards: s.shards, processors: config.processor.threads, queue: queue.driver, channel: queue.driver === 'nsq' ? queue.channel : undefined,
+    demo: `http://${local}:${server.gateway.port}/demo`,
   });
 }
 
@@ -54,7 +58,12 @@ function exitStartup(err: unknown): never {
   process.exit(EXIT_STARTUP);
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`pusher: fatal: ${err.stack ?? err.message}\n`);
-  process.exit(1);
-});
+/** Starts the server; an unexpected error ends the process with exit code 1. */
+export function runStart(argv: readonly string[]): void {
+  start(argv).catch((err: Error) => {
+    process.stderr.write(`pusher: fatal: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  });
+}
+
+if (require.main === module) runStart(process.argv.slice(2));
