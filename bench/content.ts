@@ -18,12 +18,17 @@ export function encodeStamp(us: number): string {
 const PREFIX = Buffer.from('{"type":1,"data":"');
 export const FRAME_LENGTH = PREFIX.length + CONTENT_LENGTH + 2;
 
+/** A frame of `length` bytes, or `length` and a "\n" (gopusher ends its frames with one). */
+export function frameOf(frame: Buffer, length: number): boolean {
+  return frame.length === length || (frame.length === length + 1 && frame[length] === 0x0a);
+}
+
 /**
  * The send time carried by a push frame, or -1 when the frame is not a bench
  * push (a join's "ok", an error). Reads the bytes in place: no allocation.
  */
 export function decodeStamp(frame: Buffer): number {
-  if (frame.length !== FRAME_LENGTH || frame[PREFIX.length - 1] !== 0x22 || frame[5] !== 0x65) return -1;
+  if (!frameOf(frame, FRAME_LENGTH) || frame[PREFIX.length - 1] !== 0x22 || frame[5] !== 0x65) return -1;
   let v = 0;
   const end = PREFIX.length + CONTENT_LENGTH;
   for (let i = PREFIX.length; i < end; i++) {
