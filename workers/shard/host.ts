@@ -94,7 +94,7 @@ export class ShardHost {
         reject(new Error(`shard ${index} exited during start (code ${code})`));
         if (this.stopping) return;
         slot.restarts++;
-        this.log.warn('shard exited; restarting', { shard: index, code, restarts: slot.restarts });
+        this.log.warn('shard exited; restarting', { shard: index, exitCode: code, restarts: slot.restarts });
         setTimeout(() => {
           if (this.stopping) return;
           this.spawn(index).catch((err: Error) => this.log.error('shard restart failed', { shard: index, error: err.message }));
