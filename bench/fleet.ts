@@ -5,6 +5,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { nowUs } from './content';
 import { Histogram } from './histogram';
 import { cpuPercent, sampleProc, type ProcSample } from './proc-stats';
 import type { AppShare, HolderToParent, SenderDone, SenderStart, SenderToParent } from './messages';
@@ -38,6 +39,12 @@ export interface Interval {
 
 interface Kid {
   proc: ChildProcess;
+  last: ProcSample | null;
+}
+
+/** The last /proc sample of a process that may be restarted under the fleet (a new pid starts afresh). */
+interface Watched {
+  pid: number | null;
   last: ProcSample | null;
 }
 
@@ -83,8 +90,8 @@ export async function serverCounters(httpUrl: string): Promise<ServerCounters | 
 }
 
 export interface FleetOptions {
-  /** nsqd's pid, to sample its CPU beside the server's (null: none known). */
-  nsqdPid: number | null;
+  /** nsqd's pid, to sample its CPU beside the server's (null: none known); asked every second, since chaos restarts nsqd. */
+  nsqdPid: () => number | null;
   /**
    * Poll the server's /stats once a second. The connections scenario doesn't:
    * each request leaves garbage, and the GCs it eventually sets off move the
@@ -92,6 +99,14 @@ export interface FleetOptions {
    */
   pollStats: boolean;
 }
+
+/** chaos: holders reconnect what closes, and holders and senders record into files in `recordDir` (null: they don't). */
+export interface ChaosKids {
+  reconnect: boolean;
+  recordDir: string | null;
+}
+
+const PLAIN: ChaosKids = { reconnect: false, recordDir: null };
 
 /** Part i of `total` split over `parts` as evenly as whole numbers allow. */
 function share(total: number, parts: number, i: number): number {
@@ -104,27 +119,49 @@ export class Fleet {
   readonly hist = new Histogram();
   readonly totals = { sent: 0, acked: 0, failed: 0, expected: 0, delivered: 0, other: 0 };
   readonly senderErrors = new Set<string>();
+  /** Where the holders and senders write their records (chaos), once they exit. */
+  readonly recordFiles: { holders: string[]; senders: string[] } = { holders: [], senders: [] };
   phase = 'start';
   private readonly holders: HolderKid[] = [];
   private readonly senders: Kid[] = [];
   private readonly tickHist = new Histogram();
   private readonly tick = { sent: 0, acked: 0, failed: 0, delivered: 0 };
   private readonly t0 = performance.now();
+  /** The same moment in µs since the epoch: the clock of the children's records. */
+  readonly startedUs = nowUs();
   private readonly timer: NodeJS.Timeout;
-  private serverLast: ProcSample | null;
-  private nsqdLast: ProcSample | null;
+  private readonly serverProc: Watched = { pid: null, last: null };
+  private readonly nsqdProc: Watched = { pid: null, last: null };
   private statsLast: ServerCounters | null = null;
   private statsNow: ServerCounters | null = null;
-  private readonly nsqdPid: number | null;
+  private readonly nsqdPid: () => number | null;
   private readonly pollsStats: boolean;
+  private closing: Promise<void> | null = null;
 
   constructor(private readonly server: ServerHandle, private readonly label: string, o: FleetOptions) {
     this.nsqdPid = o.nsqdPid;
     this.pollsStats = o.pollStats;
-    this.serverLast = server.pid === null ? null : sampleProc(server.pid);
-    this.nsqdLast = o.nsqdPid === null ? null : sampleProc(o.nsqdPid);
+    this.watch(this.serverProc, server.pid);
+    this.watch(this.nsqdProc, o.nsqdPid());
     this.timer = setInterval(() => this.onSecond(), 1000);
     if (this.pollsStats) void this.pollStats();
+  }
+
+  /** Seconds since the fleet started: the x axis of the series. */
+  elapsed(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+
+  /**
+   * Samples `pid` into `w`; returns the sample and the one before it, or
+   * null for the one before when there is none of the same process.
+   */
+  private watch(w: Watched, pid: number | null): { now: ProcSample | null; before: ProcSample | null } {
+    const before = w.pid === pid ? w.last : null;
+    const now = pid === null ? null : sampleProc(pid);
+    w.pid = pid;
+    w.last = now;
+    return { now, before };
   }
 
   get conns(): number {
@@ -136,10 +173,12 @@ export class Fleet {
   }
 
   /** Forks `processes` holders that will share up to `n` connections; none is opened yet (see growTo). */
-  forkHolders(n: number, processes: number, groupSize: number, apps: AppShare[], localAddresses: string[]): void {
+  forkHolders(n: number, processes: number, groupSize: number, apps: AppShare[], localAddresses: string[], chaos: ChaosKids = PLAIN): void {
     let first = 0;
     for (let p = 0; p < processes; p++) {
       const capacity = share(n, processes, p);
+      const recordFile = chaos.recordDir === null ? null : join(chaos.recordDir, `holder-${p}.bin`);
+      if (recordFile !== null) this.recordFiles.holders.push(recordFile);
       const proc = fork(HOLDER_JS, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const kid: HolderKid = { proc, last: null, joined: 0, failed: 0, closed: 0, target: 0, capacity, onSettled: null };
       proc.on('message', (msg: HolderToParent) => {
@@ -156,7 +195,7 @@ export class Fleet {
         this.tickHist.addSparse(msg.hist, msg.sum, msg.max);
       });
       proc.once('exit', () => kid.onSettled?.(-1));
-      proc.send({ t: 'start', url: this.server.wsUrl, first, count: 0, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY });
+      proc.send({ t: 'start', url: this.server.wsUrl, first, count: 0, groupSize, apps, localAddresses, concurrency: CONNECT_CONCURRENCY, reconnect: chaos.reconnect, recordFile });
       this.holders.push(kid);
       first += capacity;
     }
@@ -198,15 +237,17 @@ export class Fleet {
   }
 
   /** Forks `processes` holders sharing `n` connections; resolves when every connection joined or failed. */
-  async startHolders(n: number, processes: number, groupSize: number, apps: AppShare[], localAddresses: string[]): Promise<{ joined: number; failed: number; seconds: number }> {
-    this.forkHolders(n, processes, groupSize, apps, localAddresses);
+  async startHolders(n: number, processes: number, groupSize: number, apps: AppShare[], localAddresses: string[], chaos: ChaosKids = PLAIN): Promise<{ joined: number; failed: number; seconds: number }> {
+    this.forkHolders(n, processes, groupSize, apps, localAddresses, chaos);
     return this.growTo(n);
   }
 
   /** Forks the senders, each with its share of rate and count; resolves with their totals when all are done. */
-  async runSenders(base: Omit<SenderStart, 't' | 'index' | 'rate' | 'count'>, rate: number, count: number): Promise<void> {
+  async runSenders(base: Omit<SenderStart, 't' | 'index' | 'rate' | 'count' | 'reconnect' | 'recordFile'>, rate: number, count: number, chaos: ChaosKids = PLAIN): Promise<void> {
     const done: Promise<void>[] = [];
     for (let i = 0; i < base.senders; i++) {
+      const recordFile = chaos.recordDir === null ? null : join(chaos.recordDir, `sender-${i}.bin`);
+      if (recordFile !== null) this.recordFiles.senders.push(recordFile);
       const proc = fork(SENDER_JS, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const kid: Kid = { proc, last: null };
       this.senders.push(kid);
@@ -223,7 +264,10 @@ export class Fleet {
         });
         proc.once('exit', () => resolve());
       }));
-      proc.send({ ...base, t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate, base.senders, i)), count: count === 0 ? 0 : share(count, base.senders, i) });
+      proc.send({
+        ...base, t: 'start', index: i, rate: rate === 0 ? 0 : Math.max(1, share(rate, base.senders, i)), count: count === 0 ? 0 : share(count, base.senders, i),
+        reconnect: chaos.reconnect, recordFile,
+      });
     }
     await Promise.all(done);
   }
@@ -252,8 +296,13 @@ export class Fleet {
     await new Promise((r) => setTimeout(r, 1100));
   }
 
-  /** Stops every child (holders send a last report first) and the ticker. */
-  async close(): Promise<void> {
+  /** Stops every child (holders send a last report first, and write their records) and the ticker; safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= this.stopAll();
+    return this.closing;
+  }
+
+  private async stopAll(): Promise<void> {
     const kids: Kid[] = [...this.holders, ...this.senders];
     await Promise.all(kids.map((k) => new Promise<void>((resolve) => {
       if (k.proc.exitCode !== null || k.proc.signalCode !== null) {
@@ -282,24 +331,15 @@ export class Fleet {
     const ms = (us: number): number => Math.round(us) / 1000;
     let serverRssMb: number | null = null;
     let serverCpu: number | null = null;
-    let serverCpuS: number | null = null;
-    if (this.server.pid !== null) {
-      const s = sampleProc(this.server.pid);
-      if (s !== null && this.serverLast !== null) {
-        serverRssMb = Math.round(s.rssBytes / 1048576);
-        serverCpu = Math.round(cpuPercent(this.serverLast, s));
-      }
-      serverCpuS = s?.cpuS ?? null;
-      this.serverLast = s;
+    const srv = this.watch(this.serverProc, this.server.pid);
+    if (srv.now !== null && srv.before !== null) {
+      serverRssMb = Math.round(srv.now.rssBytes / 1048576);
+      serverCpu = Math.round(cpuPercent(srv.before, srv.now));
     }
-    let nsqdCpu: number | null = null;
-    let nsqdCpuS: number | null = null;
-    if (this.nsqdPid !== null) {
-      const s = sampleProc(this.nsqdPid);
-      if (s !== null && this.nsqdLast !== null) nsqdCpu = Math.round(cpuPercent(this.nsqdLast, s));
-      nsqdCpuS = s?.cpuS ?? null;
-      this.nsqdLast = s;
-    }
+    const serverCpuS = srv.now?.cpuS ?? null;
+    const nsq = this.watch(this.nsqdProc, this.nsqdPid());
+    const nsqdCpu = nsq.now !== null && nsq.before !== null ? Math.round(cpuPercent(nsq.before, nsq.now)) : null;
+    const nsqdCpuS = nsq.now?.cpuS ?? null;
     let generatorCpu = 0;
     for (const k of [...this.holders, ...this.senders]) {
       if (k.proc.pid === undefined) continue;

@@ -2,16 +2,29 @@
 // connections (more when the parent raises the count), joins each to its
 // card_id, then measures every push frame it receives (latency from the send
 // time in the content) and reports to the parent once a second. One process holds at most ~19,900 sockets (20,000
-// open files), so the orchestrator forks several.
+// open files), so the orchestrator forks several. For the chaos scenario it
+// also reconnects whatever closes and records each connection's life and the
+// push ids it received (chaos-log.ts).
 
 import WebSocket from 'ws';
 import { Histogram } from './histogram';
-import { decodeStamp, frameOf, nowUs } from './content';
+import { decodeId, decodeStamp, frameOf, nowUs } from './content';
+import { Column, writeColumns } from './chaos-log';
 import type { HolderStart, HolderTick, HolderToParent, ParentToChild } from './messages';
 
 const OK_FRAME_LENGTH = '{"type":1,"data":"ok"}'.length;
 const MAX_ATTEMPTS = 5;
 const RETRY_DELAY_MS = 200;
+/**
+ * Reconnecting (chaos): a joined connection that closes is reopened after
+ * REOPEN_MIN_MS plus up to REOPEN_SPREAD_MS at random, so that thousands of
+ * clients do not come back in the same millisecond; a failed attempt is
+ * retried after RETRY_DELAY_MS doubled per attempt, at most RETRY_MAX_MS,
+ * times 0.5-1.5 at random.
+ */
+const REOPEN_MIN_MS = 100;
+const REOPEN_SPREAD_MS = 900;
+const RETRY_MAX_MS = 2_000;
 /**
  * A join unanswered this long is sent again (gopusher ignores a join that
  * arrives before it registered the connection); after JOIN_TRIES the
@@ -25,6 +38,10 @@ class BenchSocket extends WebSocket {
   index = 0;
   attempt = 0;
   joined = false;
+  /** Opened again after an earlier connection of this slot had joined (not part of the connect phase's count). */
+  reopen = false;
+  /** Its row in the session columns once joined (recording), else -1. */
+  session = -1;
   /** When the last join was sent (0: not yet), and how many were. */
   joinSentAt = 0;
   joinTries = 0;
@@ -44,6 +61,14 @@ let stopping = false;
 /** The count last reported as joined (-1: none yet). */
 let reportedCount = -1;
 const errors = new Set<string>();
+/**
+ * Recording (chaos): one row per joined connection (its global index, join
+ * time, close time or 0 while open, in µs since the epoch) and one per push
+ * frame received (the connection's row, the push id, the receive time).
+ */
+let recording = false;
+const sessions = { slot: new Column(), joinUs: new Column(), closeUs: new Column() };
+const receipts = { session: new Column(), id: new Column(), atUs: new Column() };
 
 function send(msg: HolderToParent): void {
   process.send!(msg);
@@ -66,7 +91,8 @@ function appOf(i: number): string | undefined {
   return apps[apps.length - 1]!.app;
 }
 
-function open(slot: number, attempt: number): void {
+function open(slot: number, attempt: number, reopen = false): void {
+  if (stopping) return;
   const index = cfg.first + slot;
   const local = cfg.localAddresses;
   const ws = new BenchSocket(cfg.url, {
@@ -77,6 +103,7 @@ function open(slot: number, attempt: number): void {
   });
   ws.index = slot;
   ws.attempt = attempt;
+  ws.reopen = reopen;
   sockets[slot] = ws;
   ws.on('open', onOpen);
   ws.on('message', onMessage);
@@ -116,14 +143,25 @@ function onMessage(this: WebSocket, data: Buffer): void {
       other++;
       return;
     }
-    hist.record(nowUs() - stamp);
+    const now = nowUs();
+    hist.record(now - stamp);
     delivered++;
+    if (recording) {
+      receipts.session.push(ws.session);
+      receipts.id.push(decodeId(data));
+      receipts.atUs.push(now);
+    }
     return;
   }
   if (frameOf(data, OK_FRAME_LENGTH)) {
     ws.joined = true;
     joined++;
-    settled();
+    if (recording) {
+      ws.session = sessions.slot.push(cfg.first + ws.index);
+      sessions.joinUs.push(nowUs());
+      sessions.closeUs.push(0);
+    }
+    if (!ws.reopen) settled();
   } else {
     other++;
     if (errors.size < 5) errors.add(data.toString());
@@ -140,10 +178,16 @@ function onClose(this: WebSocket): void {
   if (ws.joined) {
     joined--;
     closed++;
+    if (ws.session >= 0) sessions.closeUs.set(ws.session, nowUs());
+    if (cfg.reconnect) setTimeout(open, REOPEN_MIN_MS + Math.random() * REOPEN_SPREAD_MS, ws.index, 0, true);
     return;
   }
-  if (ws.attempt + 1 < MAX_ATTEMPTS) {
-    const { index, attempt } = ws;
+  const { index, attempt, reopen } = ws;
+  if (cfg.reconnect) {
+    setTimeout(open, Math.min(RETRY_MAX_MS, RETRY_DELAY_MS * 2 ** attempt) * (0.5 + Math.random()), index, attempt + 1, reopen);
+    return;
+  }
+  if (attempt + 1 < MAX_ATTEMPTS) {
     setTimeout(open, RETRY_DELAY_MS * (attempt + 1), index, attempt + 1);
     return;
   }
@@ -190,6 +234,7 @@ function stop(): void {
   clearInterval(timer);
   clearInterval(joinTimer);
   if (errors.size > 0) process.stderr.write(`holder ${process.pid}: ${[...errors].join(' | ')}\n`);
+  if (recording) writeColumns(cfg.recordFile!, { ...sessions, ...receipts });
   // Let the last tick reach the parent before the IPC channel goes.
   tick(() => {
     for (const ws of sockets) ws?.terminate();
@@ -203,6 +248,7 @@ const joinTimer = setInterval(retryJoins, JOIN_RETRY_MS / 2);
 process.on('message', (msg: ParentToChild) => {
   if (msg.t === 'start') {
     cfg = msg as HolderStart;
+    recording = cfg.recordFile !== null;
     pump();
     reportIfDone();
   } else if (msg.t === 'grow') {

@@ -21,6 +21,13 @@ export interface HolderStart {
   localAddresses: string[];
   /** Connection attempts in flight at once. */
   concurrency: number;
+  /**
+   * chaos: reopen and rejoin a connection whenever it closes (after a short,
+   * spread delay) and retry failed attempts without end, as real clients do.
+   */
+  reconnect: boolean;
+  /** chaos: record every connection's join and close time and every push id received, into this file at stop (null: don't). */
+  recordFile: string | null;
 }
 
 export interface HolderTick {
@@ -76,6 +83,14 @@ export interface SenderStart {
   /** Transport connections and requests in flight on each. */
   conns: number;
   inflight: number;
+  /** Open a new connection when one closes (HTTP): the server may be restarted under the sender. */
+  reconnect: boolean;
+  /**
+   * chaos: give each push an id (in its content, after the send time) and
+   * record its send time, answer time and outcome into this file when done
+   * (null: don't).
+   */
+  recordFile: string | null;
 }
 
 export interface SenderTick {

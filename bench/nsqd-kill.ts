@@ -19,13 +19,12 @@
 // lines to print per cycle), --log-dir DIR (nsqd's log of a cycle that lost).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Reader } from 'nsqjs';
 import { encodeMpub, NsqWriter } from '../src/queue/nsq-writer';
-import { ROOT } from './server-proc';
+import { ROOT, stablePort } from './server-proc';
 
 interface Opts {
   signal: NodeJS.Signals;
@@ -74,25 +73,6 @@ function parse(argv: string[]): Opts {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * A free port below the kernel's ephemeral range. nsqd must get its ports back
- * when it restarts, and a port from bind(0) is an ephemeral one: while nsqd is
- * down, any outgoing connection on the machine (our own reconnects included)
- * may take it as its source port, and the restart fails with EADDRINUSE.
- */
-async function stablePort(): Promise<number> {
-  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/)[0]);
-  for (;;) {
-    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
 
 class Nsqd {
   proc: ChildProcess | null = null;

@@ -4,7 +4,10 @@
 import { parseArgs } from 'node:util';
 import type { AppShare, PushPath } from './messages';
 
-export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained'] as const;
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos'] as const;
+/** chaos: the faults, in the order they happen. */
+export const FAULTS = ['nsqd', 'shard', 'pusher'] as const;
+export type FaultKind = (typeof FAULTS)[number];
 export type Scenario = (typeof SCENARIOS)[number];
 const PATHS: readonly PushPath[] = ['http', 'http-batch', 'grpc', 'grpc-batch', 'grpc-stream'];
 
@@ -44,12 +47,18 @@ export interface Options {
   /** Extra nsqd flags for --driver nsq, after the bench's own (a repeated flag: the last wins). */
   nsqdArgs: string[];
   serverCpuProf: boolean;
+  /** chaos: the faults to inject, spread over the run in this order. */
+  faults: FaultKind[];
+  /** chaos: how nsqd is stopped: SIGKILL (`kill`), or pause the channel, SIGTERM, start, unpause (`planned`). */
+  nsqdStop: 'kill' | 'planned';
+  /** chaos: keep the sender's and holders' records (they are kept anyway when a push was missed). */
+  keepRecords: boolean;
   /** Optional suffix for result file names (e.g. a reference name). */
   name: string;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
-scenarios: connections | push | fanout | sustained   (see bench/README.md)
+scenarios: connections | push | fanout | sustained | chaos   (see bench/README.md)
   --quick                 short smoke variant (< 1 minute)
   --connections N         WebSocket connections to hold
   --group-size K          connections per card_id
@@ -73,6 +82,9 @@ scenarios: connections | push | fanout | sustained   (see bench/README.md)
   --set section.key=value extra server config (repeatable)
   --nsqd-arg FLAG         extra nsqd flag, e.g. --nsqd-arg --mem-queue-size=0 (repeatable)
   --server-cpu-prof       run the server with --cpu-prof, summarise the profiles
+  --faults a,b,c          chaos: faults in order, from nsqd, shard, pusher (default: all three)
+  --nsqd-stop kill|planned  chaos: SIGKILL nsqd, or pause the channel + SIGTERM (default kill)
+  --keep-records          chaos: keep the push and frame records (bench/chaos-log.ts) in a temporary dir
   --name NAME             result file name: bench/results/NAME.{json,svg}
   --help, -h              this text
 against another gopusher-compatible server (gopusher itself included):
@@ -82,7 +94,8 @@ function defaults(scenario: Scenario, quick: boolean): Options {
   const o: Options = {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
-    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false, name: '',
+    target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false,
+    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '',
   };
   switch (scenario) {
     case 'connections':
@@ -101,6 +114,14 @@ function defaults(scenario: Scenario, quick: boolean): Options {
       o.connections = quick ? 5000 : 19000;
       o.rate = 10000;
       o.duration = quick ? 20 : 120;
+      break;
+    case 'chaos':
+      // Groups of 4: most groups have members on both shards, so owners forward.
+      o.connections = quick ? 2000 : 5000;
+      o.groupSize = 4;
+      o.rate = 2000;
+      o.duration = quick ? 30 : 90;
+      o.driver = 'nsq';
       break;
   }
   return o;
@@ -129,6 +150,12 @@ function evenSteps(n: number, parts: number): number[] {
     const v = i === parts ? n : Math.round((n * i) / parts / 100) * 100;
     if (v > (out[out.length - 1] ?? 0)) out.push(v);
   }
+  return out;
+}
+
+function faults(v: string | undefined): FaultKind[] {
+  const out = (v ?? '').split(',').filter((f) => f !== '') as FaultKind[];
+  for (const f of out) if (!FAULTS.includes(f)) throw new Error(`--faults: unknown fault "${f}" (use ${FAULTS.join(', ')})`);
   return out;
 }
 
@@ -168,6 +195,9 @@ const FLAGS = {
   set: { type: 'string', multiple: true },
   'nsqd-arg': { type: 'string', multiple: true },
   'server-cpu-prof': { type: 'boolean' },
+  faults: { type: 'string' },
+  'nsqd-stop': { type: 'string' },
+  'keep-records': { type: 'boolean' },
   name: { type: 'string' },
 } as const;
 
@@ -224,6 +254,9 @@ export function parseOptions(argv: readonly string[]): Options {
   if (v.driver !== undefined) o.driver = oneOf('driver', v.driver, ['memory', 'nsq'] as const);
   if (v.server !== undefined) o.server = oneOf('server', v.server, ['pusher', 'naive'] as const);
   if (v['app-mix'] !== undefined) o.appMix = appMix(v['app-mix']);
+  if (v.faults !== undefined) o.faults = faults(v.faults);
+  if (v['nsqd-stop'] !== undefined) o.nsqdStop = oneOf('nsqd-stop', v['nsqd-stop'], ['kill', 'planned'] as const);
+  o.keepRecords = v['keep-records'] === true;
   o.target = v.target ?? o.target;
   o.sets = v.set ?? [];
   o.nsqdArgs = v['nsqd-arg'] ?? [];
@@ -254,6 +287,14 @@ export function parseOptions(argv: readonly string[]): Options {
     if (o.steps.length === 0) o.steps = evenSteps(o.connections, o.quick ? 4 : 6);
     else if (v.connections !== undefined) o.steps = [...o.steps.filter((n) => n < o.connections), o.connections];
     else o.connections = o.steps[o.steps.length - 1]!;
+  }
+  if (o.scenario === 'chaos') {
+    // It restarts nsqd and the server: both must be the bench's own, and the pushes must be answered one by one (HTTP).
+    if (o.target !== null || o.server !== 'pusher') throw new Error('chaos starts and restarts its own pusher and nsqd: no --target, no --server naive');
+    if (o.driver !== 'nsq') throw new Error('chaos runs with --driver nsq (it restarts nsqd)');
+    if (o.path !== 'http' && o.path !== 'http-batch') throw new Error('chaos pushes over HTTP: --path http or http-batch');
+    if (o.count !== 0) throw new Error('chaos is bounded by --duration, not --count');
+    if (o.rate === 0) throw new Error('chaos needs a fixed --rate');
   }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
   return o;

@@ -1,6 +1,7 @@
-// Writes the run's plot as a self-contained SVG: two panels sharing the x
-// axis. Load runs: throughput per second on top, latency percentiles (log
-// scale) below, over time; connections: memory against connections.
+// Writes the run's plot as a self-contained SVG: panels sharing the x axis.
+// Load runs: throughput per second on top, latency percentiles (log scale)
+// below, over time; connections: memory against connections; chaos adds a
+// connections panel and shades the faults.
 
 export interface PlotSeries {
   label: string;
@@ -16,15 +17,23 @@ export interface PlotPanel {
   log: boolean;
 }
 
+/** A span of the x axis to shade in every panel, labelled in the first (a fault, from its start to its end). */
+export interface PlotMark {
+  from: number;
+  to: number;
+  label: string;
+}
+
 export interface PlotSpec {
   title: string;
   subtitle: string;
   /** One per point: seconds since the start of the run, or connections. */
   x: number[];
   xLabel: string;
-  panels: [PlotPanel, PlotPanel];
+  panels: PlotPanel[];
   /** A dot on every point (a few measured steps, not a per-second series). */
   markers?: boolean;
+  marks?: PlotMark[];
 }
 
 const W = 960;
@@ -56,11 +65,20 @@ function niceMax(v: number): number {
 interface Panel extends PlotPanel {
   y0: number;
   markers: boolean;
+  marks: PlotMark[];
+  /** Label the marks (the first panel). */
+  markLabels: boolean;
 }
 
 function panel(out: string[], p: Panel, tMax: number, t: number[]): void {
   const plotW = W - LEFT - RIGHT;
   const x = (s: number): number => LEFT + (tMax === 0 ? 0 : (s / tMax) * plotW);
+  for (const m of p.marks) {
+    const x0 = x(m.from);
+    out.push(`<rect x="${x0.toFixed(1)}" y="${p.y0}" width="${Math.max(2, x(m.to) - x0).toFixed(1)}" height="${PANEL_H}" fill="#d62728" fill-opacity="0.12"/>`);
+    out.push(`<line x1="${x0.toFixed(1)}" x2="${x0.toFixed(1)}" y1="${p.y0}" y2="${p.y0 + PANEL_H}" stroke="#d62728" stroke-dasharray="4 3"/>`);
+    if (p.markLabels) out.push(`<text x="${(x0 + 4).toFixed(1)}" y="${p.y0 + 14}" fill="#d62728">${esc(m.label)}</text>`);
+  }
   const all = p.series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
   let y: (v: number) => number;
   const ticks: number[] = [];
@@ -114,7 +132,8 @@ function panel(out: string[], p: Panel, tMax: number, t: number[]): void {
 
 export function renderSvg(spec: PlotSpec): string {
   const tMax = Math.max(...spec.x, 1);
-  const h = TOP + 2 * PANEL_H + GAP + 50;
+  const n = spec.panels.length;
+  const h = TOP + n * PANEL_H + (n - 1) * GAP + 50;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${h}" fill="#fff"/>`,
@@ -122,8 +141,8 @@ export function renderSvg(spec: PlotSpec): string {
     `<text x="${LEFT}" y="40" fill="#555">${esc(spec.subtitle)}</text>`,
   ];
   const markers = spec.markers === true;
-  panel(out, { ...spec.panels[0], y0: TOP + 10, markers }, tMax, spec.x);
-  panel(out, { ...spec.panels[1], y0: TOP + PANEL_H + GAP, markers }, tMax, spec.x);
+  const marks = spec.marks ?? [];
+  spec.panels.forEach((p, i) => panel(out, { ...p, y0: TOP + 10 + i * (PANEL_H + GAP - 10), markers, marks, markLabels: i === 0 }, tMax, spec.x));
   out.push(`<text x="${LEFT + (W - LEFT - RIGHT) / 2}" y="${h - 8}" text-anchor="middle">${esc(spec.xLabel)}</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';

@@ -10,6 +10,7 @@ import type { Percentiles } from './histogram';
 import type { Options } from './options';
 import type { LineFit } from './fit';
 import { renderSvg, type PlotSpec } from './plot';
+import { chaosPlot } from './chaos-plot';
 import type { Step, StepFits } from './scenarios/connections-table';
 import type { ThreadProfile } from './profile';
 
@@ -112,7 +113,7 @@ export function writeResult(r: RunResult, name: string): { json: string; svg: st
       ? `RSS ${r.summary.rssPerConnBytes} B/conn (R² ${r.summary.rssFitR2}), kernel ${r.summary.kernelPerSocketBytes} B/socket`
       : Object.entries(r.summary).filter(([, v]) => typeof v === 'number').slice(0, 4).map(([k, v]) => `${k} ${v}`).join(', '));
   const steps = r.summary.steps as Step[] | undefined;
-  writeFileSync(`${base}.svg`, renderSvg(steps !== undefined ? memoryPlot(head, sub, steps, r.summary.fits as StepFits) : {
+  writeFileSync(`${base}.svg`, renderSvg(r.scenario === 'chaos' ? chaosPlot(r) : steps !== undefined ? memoryPlot(head, sub, steps, r.summary.fits as StepFits) : {
     title: head,
     subtitle: sub,
     x: s.map((i) => i.t),

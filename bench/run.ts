@@ -14,15 +14,22 @@ import { connections } from './scenarios/connections';
 import { push } from './scenarios/push';
 import { fanout } from './scenarios/fanout';
 import { sustained } from './scenarios/sustained';
+import { chaos } from './scenarios/chaos';
 
-const SCENARIO: Record<Scenario, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained };
+const SCENARIO: Record<Scenario, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, chaos };
 
 async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
   if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect));
   // connections forces full GCs in the server through its inspector (bench/inspector-gc.ts).
   const inspect = o.scenario === 'connections';
   if (o.server === 'naive') return startNaive(profileDir, inspect);
-  return startPusher({ shards: o.shards, sets: o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir, inspect });
+  // chaos crashes a shard through the debug route and restarts the server
+  // under connected clients: the real NSQ warm-up, and ports it gets back.
+  const chaos = o.scenario === 'chaos';
+  return startPusher({
+    shards: o.shards, sets: chaos ? ['debug.crash_route=true', ...o.sets] : o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir, inspect,
+    nsqWarmup: chaos ? null : 0, stablePorts: chaos,
+  });
 }
 
 async function main(): Promise<void> {
@@ -41,14 +48,14 @@ async function main(): Promise<void> {
   const started = new Date();
   const name = o.name !== '' ? o.name : `${o.scenario}-${stamp(started)}`;
   const profileDir = o.serverCpuProf && o.target === null ? join(RESULTS_DIR, `profile-${name}`) : null;
-  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd(o.nsqdArgs) : null;
+  const nsqd = o.driver === 'nsq' && o.target === null && o.server === 'pusher' ? await startNsqd(o.nsqdArgs, o.scenario === 'chaos') : null;
   let server: ServerHandle | null = null;
   let fleet: Fleet | null = null;
   let summary: Record<string, unknown>;
   try {
     server = await startServer(o, nsqd, profileDir);
-    fleet = new Fleet(server, o.scenario, { nsqdPid: nsqd?.pid ?? o.nsqdPid, pollStats: o.scenario !== 'connections' });
-    summary = await SCENARIO[o.scenario]({ o, server, fleet });
+    fleet = new Fleet(server, o.scenario, { nsqdPid: () => nsqd?.pid ?? o.nsqdPid, pollStats: o.scenario !== 'connections' });
+    summary = await SCENARIO[o.scenario]({ o, server, nsqd, fleet });
   } finally {
     await fleet?.close();
     await server?.stop();

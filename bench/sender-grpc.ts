@@ -76,7 +76,7 @@ export class GrpcTransport implements Transport {
     return n;
   }
 
-  send(pushes: Push[], expected: number): void {
+  send(pushes: Push[], expected: number, tag: number): void {
     for (let tries = 0; tries < this.conns.length; tries++) {
       const c = this.conns[this.next]!;
       this.next = (this.next + 1) % this.conns.length;
@@ -89,9 +89,9 @@ export class GrpcTransport implements Transport {
       const n = pushes.length;
       const done = (err: grpc.ServiceError | null, reply?: { code: number }): void => {
         c.pending--;
-        if (err !== null) this.events.fail(n, `gRPC ${grpc.status[err.code]}: ${err.details}`);
-        else if (reply !== undefined && reply.code !== 0) this.events.fail(n, `reply code ${reply.code}`);
-        else this.events.ack(n, expected);
+        if (err !== null) this.events.fail(n, `gRPC ${grpc.status[err.code]}: ${err.details}`, tag);
+        else if (reply !== undefined && reply.code !== 0) this.events.fail(n, `reply code ${reply.code}`, tag);
+        else this.events.ack(n, expected, tag);
         this.events.wake();
       };
       if (this.mode === 'grpc') c.client.Push(toReq(pushes[0]!), done);
@@ -131,13 +131,13 @@ export class GrpcTransport implements Transport {
       this.events.wake();
       // A failed stream says how many of its pushes were accepted before the failure.
       const early = err === null ? null : /(\d+) pushes from \d+ earlier messages were accepted/.exec(err.details);
-      if (err !== null && early === null) this.events.fail(s.pushes, `gRPC ${grpc.status[err.code]}: ${err.details}`);
+      if (err !== null && early === null) this.events.fail(s.pushes, `gRPC ${grpc.status[err.code]}: ${err.details}`, -1);
       else if (err !== null || reply === undefined || reply.accepted !== s.pushes) {
         const accepted = early !== null ? Number(early[1]) : reply?.accepted ?? 0;
-        if (err !== null) this.events.fail(0, `gRPC ${grpc.status[err.code]}: ${err.details.replace(/\d+/g, 'N')}`);
-        this.events.ack(accepted, s.pushes === 0 ? 0 : (s.expected * accepted) / s.pushes);
-        this.events.fail(s.pushes - accepted, `stream accepted ${accepted} of ${s.pushes}`);
-      } else this.events.ack(s.pushes, s.expected);
+        if (err !== null) this.events.fail(0, `gRPC ${grpc.status[err.code]}: ${err.details.replace(/\d+/g, 'N')}`, -1);
+        this.events.ack(accepted, s.pushes === 0 ? 0 : (s.expected * accepted) / s.pushes, -1);
+        this.events.fail(s.pushes - accepted, `stream accepted ${accepted} of ${s.pushes}`, -1);
+      } else this.events.ack(s.pushes, s.expected, -1);
     });
     return s;
   }

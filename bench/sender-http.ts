@@ -1,6 +1,9 @@
 // HTTP push transport: a raw HTTP/1.1 client over net.Socket that pipelines
 // POSTs on keep-alive connections and only counts answers. A general client
 // (fetch/undici) costs more per request than the server under test does.
+// With `reconnect` (chaos), a connection that closes is replaced after
+// RECONNECT_MS: requests it had not been answered fail, and so do those
+// written to a replacement the server refuses while it is down.
 
 import { connect, type Socket } from 'node:net';
 import type { Push, Transport, TransportEvents } from './transport';
@@ -8,6 +11,7 @@ import type { Push, Transport, TransportEvents } from './transport';
 const MARK = Buffer.from('HTTP/1.1 ');
 /** Bytes of the mark plus the three status digits. */
 const STATUS_END = MARK.length + 3;
+const RECONNECT_MS = 100;
 
 function pushJson(p: Push): string {
   return `{"to":["${p.card}"],"content":"${p.content}"}`;
@@ -18,26 +22,31 @@ class Pipeline {
   /** Per request in flight: pushes it carries and frames they should produce (FIFO ring). */
   private readonly pushes: Float64Array;
   private readonly expected: Float64Array;
+  private readonly tags: Float64Array;
   private head = 0;
   pending = 0;
   private out = '';
   private carry: Buffer | null = null;
   private readonly socket: Socket;
   dead = false;
+  /** performance.now() when it closed. */
+  diedAt = 0;
 
   constructor(host: string, port: number, readonly window: number, private readonly path: string, private readonly events: TransportEvents) {
     this.pushes = new Float64Array(window);
     this.expected = new Float64Array(window);
+    this.tags = new Float64Array(window);
     this.socket = connect({ host, port, noDelay: true });
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => this.onGone(err.message));
     this.socket.on('close', () => this.onGone('connection closed'));
   }
 
-  send(body: string, pushes: number, expected: number): void {
+  send(body: string, pushes: number, expected: number, tag: number): void {
     const slot = (this.head + this.pending) % this.window;
     this.pushes[slot] = pushes;
     this.expected[slot] = expected;
+    this.tags[slot] = tag;
     this.pending++;
     this.out += `POST ${this.path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   }
@@ -76,13 +85,15 @@ class Pipeline {
     const slot = this.head;
     this.head = (this.head + 1) % this.window;
     this.pending--;
-    if (ok) this.events.ack(this.pushes[slot]!, this.expected[slot]!);
-    else this.events.fail(this.pushes[slot]!, `HTTP ${status}`);
+    if (ok) this.events.ack(this.pushes[slot]!, this.expected[slot]!, this.tags[slot]!);
+    else this.events.fail(this.pushes[slot]!, status.length === 3 ? `HTTP ${status}` : status, this.tags[slot]!);
   }
 
   private onGone(reason: string): void {
     if (this.dead) return;
     this.dead = true;
+    this.diedAt = performance.now();
+    this.events.wake();
     while (this.pending > 0) this.answer(false, reason);
   }
 
@@ -94,27 +105,34 @@ class Pipeline {
 export class HttpTransport implements Transport {
   private readonly conns: Pipeline[];
   private next = 0;
+  private readonly open: () => Pipeline;
 
-  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, events: TransportEvents) {
+  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, private readonly reconnect: boolean, events: TransportEvents) {
     const { hostname, port } = new URL(url);
     const path = batch ? '/push/batch' : '/push';
-    this.conns = Array.from({ length: conns }, () => new Pipeline(hostname, Number(port), inflight, path, events));
+    this.open = () => new Pipeline(hostname, Number(port), inflight, path, events);
+    this.conns = Array.from({ length: conns }, this.open);
   }
 
   room(): number {
     let n = 0;
-    for (const c of this.conns) if (!c.dead) n += c.window - c.pending;
+    const now = performance.now();
+    for (let i = 0; i < this.conns.length; i++) {
+      let c = this.conns[i]!;
+      if (c.dead && this.reconnect && now - c.diedAt >= RECONNECT_MS) c = this.conns[i] = this.open();
+      if (!c.dead) n += c.window - c.pending;
+    }
     return n;
   }
 
-  send(pushes: Push[], expected: number): void {
+  send(pushes: Push[], expected: number, tag: number): void {
     // Round-robin over connections with room: spreads load and keeps pipelines short.
     for (let tries = 0; tries < this.conns.length; tries++) {
       const c = this.conns[this.next]!;
       this.next = (this.next + 1) % this.conns.length;
       if (c.dead || c.pending >= c.window) continue;
       const body = this.batch ? `{"pushes":[${pushes.map(pushJson).join(',')}]}` : pushJson(pushes[0]!);
-      c.send(body, pushes.length, expected);
+      c.send(body, pushes.length, expected, tag);
       return;
     }
     throw new Error('HttpTransport.send without room');

@@ -1,9 +1,11 @@
 // Starts what the bench measures, on free loopback ports: the compiled pusher
 // (dist/src/main.js, as test/helpers/server.ts does), the naive baseline, and
 // nsqd for --driver nsq. Or describes an already running server (--target).
+// The pusher and nsqd can be stopped and started again on the same ports (and
+// data dir) under a running bench: the chaos scenario does.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,10 +25,38 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port below the kernel's ephemeral range. A process that must get its
+ * ports back when it restarts can't take one from bind(0): that is an
+ * ephemeral port, and while the process is down any outgoing connection on
+ * the machine (the bench's own reconnects included) may take it as its source
+ * port, and the restart fails with EADDRINUSE.
+ */
+export async function stablePort(): Promise<number> {
+  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/)[0]);
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/** A process the bench stops and starts again under a running scenario (chaos). */
+export interface Restartable {
+  /** Sends `signal` (SIGKILL after STOP_TIMEOUT_MS) and resolves with how it exited ("code 0", "SIGKILL"). */
+  kill(signal: NodeJS.Signals): Promise<string>;
+  /** Starts it again, same ports and arguments, and resolves once it answers. */
+  start(): Promise<void>;
+}
+
 export interface ServerHandle {
   kind: 'pusher' | 'naive' | 'external';
-  /** Process to sample (null: not ours, not sampled). */
-  pid: number | null;
+  /** Process to sample (null: not ours, not sampled, or stopped). */
+  readonly pid: number | null;
   httpUrl: string;
   wsUrl: string;
   /** host:port, or '' when the server has no gRPC. */
@@ -36,13 +66,16 @@ export interface ServerHandle {
   profileDir: string | null;
   /** The server's inspector (ws://...) when started with one (the connections scenario forces GCs through it), else null. */
   inspectUrl: string | null;
+  /** The pusher the bench started (null: not restartable). */
+  process: Restartable | null;
   stop(): Promise<void>;
 }
 
 /** A child process whose output is kept (last 64 KB) for the error message when it dies. */
 class Child {
   private out = '';
-  readonly exited: Promise<number | null>;
+  /** How it exited: "code N" or the signal's name. */
+  readonly exited: Promise<string>;
 
   constructor(readonly proc: ChildProcess, readonly name: string) {
     const keep = (d: Buffer): void => {
@@ -52,19 +85,53 @@ class Child {
     };
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
   }
 
   output(): string {
     return this.out;
   }
 
-  async stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await this.exited;
-    clearTimeout(timer);
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<string> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill(signal);
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exited;
+  }
+}
+
+/** Runs `bin args` as a Child that can be stopped and started again; `ready` polls it until it answers. */
+class Respawnable implements Restartable {
+  child: Child;
+
+  constructor(private readonly bin: string, readonly args: string[], private readonly name: string, private readonly readyUrl: string) {
+    this.child = this.spawn();
+  }
+
+  private spawn(): Child {
+    return new Child(spawn(this.bin, this.args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), this.name);
+  }
+
+  get pid(): number | null {
+    const p = this.child.proc;
+    return p.exitCode === null && p.signalCode === null ? p.pid ?? null : null;
+  }
+
+  ready(): Promise<void> {
+    return waitHttp(this.readyUrl, this.child);
+  }
+
+  kill(signal: NodeJS.Signals): Promise<string> {
+    return this.child.stop(signal);
+  }
+
+  async start(): Promise<void> {
+    await this.child.stop();
+    this.child = this.spawn();
+    await this.ready();
   }
 }
 
@@ -112,26 +179,37 @@ export interface PusherOptions {
   nsqdTcp: string | null;
   profileDir: string | null;
   inspect: boolean;
+  /**
+   * NSQ: queue.warmup. The bench opens its connections before it pushes, so
+   * there is nothing to wait for (0), except when the server is restarted
+   * under connected clients (chaos: the config's default).
+   */
+  nsqWarmup: number | null;
+  /** Ports below the ephemeral range, so that a restart gets them back (chaos). */
+  stablePorts: boolean;
 }
 
 export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
-  const [ws, http, grpc] = [await freePort(), await freePort(), await freePort()];
+  const port = o.stablePorts ? stablePort : freePort;
+  const [ws, http, grpc] = [await port(), await port(), await port()];
   if (o.profileDir !== null) mkdirSync(o.profileDir, { recursive: true });
   const sets = [
     'server.host=127.0.0.1', `server.ws_port=${ws}`, `gateway.port=${http}`, `grpc.addr=127.0.0.1:${grpc}`, 'log.level=warn',
     ...(o.shards > 0 ? [`server.shards=${o.shards}`] : []),
-    // The bench opens its connections before it pushes: no warm-up to wait for.
-    ...(o.nsqdTcp !== null ? ['queue.driver=nsq', `queue.nsqd_tcp=${o.nsqdTcp}`, 'queue.warmup=0'] : []),
+    ...(o.nsqdTcp !== null ? ['queue.driver=nsq', `queue.nsqd_tcp=${o.nsqdTcp}`, ...(o.nsqWarmup !== null ? [`queue.warmup=${o.nsqWarmup}`] : [])] : []),
     ...o.sets,
   ];
   const args = [...nodeArgs(o.profileDir, o.inspect), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
-  const child = new Child(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'server');
   const httpUrl = `http://127.0.0.1:${http}`;
-  await waitHttp(`${httpUrl}/stats`, child);
+  const proc = new Respawnable(process.execPath, args, 'server', `${httpUrl}/stats`);
+  await proc.ready();
   return {
-    kind: 'pusher', pid: child.proc.pid!, httpUrl, wsUrl: `ws://127.0.0.1:${ws}/ws`, grpcAddr: `127.0.0.1:${grpc}`,
-    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir: o.profileDir, inspectUrl: await inspectUrl(child, o.inspect),
-    stop: () => child.stop(),
+    kind: 'pusher', get pid() { return proc.pid; }, httpUrl, wsUrl: `ws://127.0.0.1:${ws}/ws`, grpcAddr: `127.0.0.1:${grpc}`,
+    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir: o.profileDir, inspectUrl: await inspectUrl(proc.child, o.inspect),
+    process: proc,
+    async stop() {
+      await proc.kill('SIGTERM');
+    },
   };
 }
 
@@ -144,7 +222,10 @@ export async function startNaive(profileDir: string | null, inspect: boolean): P
   await waitHttp(`${httpUrl}/stats`, child);
   return {
     kind: 'naive', pid: child.proc.pid!, httpUrl, wsUrl: `ws://127.0.0.1:${port}/ws`, grpcAddr: '',
-    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir, inspectUrl: await inspectUrl(child, inspect), stop: () => child.stop(),
+    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir, inspectUrl: await inspectUrl(child, inspect), process: null,
+    async stop() {
+      await child.stop();
+    },
   };
 }
 
@@ -166,7 +247,7 @@ export function externalServer(target: string, pid: number | null, inspectUrl: s
   if (httpUrl === '' || wsUrl === '') throw new Error('--target needs http://host:port,ws://host:port/ws[,grpc://host:port]');
   return {
     kind: 'external', pid, httpUrl: httpUrl.replace(/\/$/, ''), wsUrl, grpcAddr: pick('grpc://').replace('grpc://', ''),
-    command: [], profileDir: null, inspectUrl, stop: async () => undefined,
+    command: [], profileDir: null, inspectUrl, process: null, stop: async () => undefined,
   };
 }
 
@@ -174,28 +255,34 @@ export interface Nsqd {
   tcp: string;
   /** http://host:port of nsqd's HTTP API. */
   http: string;
-  pid: number;
+  /** null while it is stopped (chaos). */
+  readonly pid: number | null;
+  /** Stop and start again on the same ports and data dir. */
+  process: Restartable;
+  /** Stops it for good and removes its data dir. */
   stop(): Promise<void>;
 }
 
-/** nsqd on free ports with a temporary data dir (scripts/nsqd.sh builds v1.3.0 on first use). */
-export async function startNsqd(extraArgs: readonly string[] = []): Promise<Nsqd> {
+/** nsqd on free ports (below the ephemeral range with `stablePorts`) with a temporary data dir (scripts/nsqd.sh builds v1.3.0 on first use). */
+export async function startNsqd(extraArgs: readonly string[] = [], stablePorts = false): Promise<Nsqd> {
   const bin = execFileSync(join(ROOT, 'scripts', 'nsqd.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-  const [tcp, http] = [await freePort(), await freePort()];
+  const port = stablePorts ? stablePort : freePort;
+  const [tcp, http] = [await port(), await port()];
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-nsqd-'));
   const args = [`--tcp-address=127.0.0.1:${tcp}`, `--http-address=127.0.0.1:${http}`, `--data-path=${dataDir}`, '--log-level=warn',
     // README's recommended flags: every acknowledged message on disk (survives
     // a SIGKILL of nsqd), and the 1 ms output buffering the consumer asks for.
     // --nsqd-arg adds to them (a repeated flag: the last wins).
     '--mem-queue-size=0', '--min-output-buffer-timeout=1ms', ...extraArgs];
-  const child = new Child(spawn(join(bin, 'nsqd'), args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'nsqd');
-  await waitHttp(`http://127.0.0.1:${http}/ping`, child);
+  const proc = new Respawnable(join(bin, 'nsqd'), args, 'nsqd', `http://127.0.0.1:${http}/ping`);
+  await proc.ready();
   return {
     tcp: `127.0.0.1:${tcp}`,
     http: `http://127.0.0.1:${http}`,
-    pid: child.proc.pid!,
+    get pid() { return proc.pid; },
+    process: proc,
     async stop() {
-      await child.stop();
+      await proc.kill('SIGTERM');
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -6,7 +6,7 @@
 import type { Config } from './config/schema';
 import type { Logger } from '../shared/log';
 import { StartupError } from '../shared/errors';
-import { once } from '../shared/lifecycle';
+import { IdleWaiter, once } from '../shared/lifecycle';
 import { SeqState } from '../shared/seq-state';
 import { assertPortFree } from './ports';
 import { Mesh } from './mesh';
@@ -23,9 +23,6 @@ import { Metrics } from './ops/metrics';
 import { readiness, type ReadinessCheck } from './ops/health';
 import { VERSION } from './version';
 
-/** NSQ warm-up: consuming starts once the connection count has not moved for this long. */
-const SETTLE_MS = 1_000;
-const WARMUP_POLL_MS = 250;
 
 export class Server {
   readonly shards: ShardHost;
@@ -38,6 +35,8 @@ export class Server {
   /** What /readyz checks; cluster mode adds its etcd registration with addReadinessCheck(). */
   private readonly readinessChecks: ReadinessCheck[];
   private closing = false;
+  /** Ends the NSQ warm-up early only when the server closes. */
+  private readonly warmup = new IdleWaiter(() => this.closing);
 
   constructor(readonly config: Config, private readonly log: Logger) {
     const seqs = new SeqState(SeqState.create());
@@ -123,26 +122,17 @@ export class Server {
 
   /**
    * NSQ: a restarted node would otherwise consume its backlog before its
-   * clients are back, and drop those pushes as undelivered. Consuming starts
-   * once the connection count has settled (SETTLE_MS without change, with
-   * clients), or after queue.warmup seconds at most.
+   * clients are back, and drop those pushes as undelivered: consuming starts
+   * queue.warmup seconds after start-up. (Ending it early once the connection
+   * count looked steady was tried: clients come back in waves, by their
+   * backoff, and the chaos bench saw it end between two waves.)
    */
   private async consumeAfterWarmUp(): Promise<void> {
     const q = this.config.queue;
-    const started = Date.now();
-    const end = started + q.warmup * 1000;
-    let clients = -1;
-    let since = started;
-    while (Date.now() < end && !this.closing) {
-      await new Promise((resolve) => setTimeout(resolve, WARMUP_POLL_MS));
-      const now = this.shards.stats().reduce((n, s) => n + s.clients, 0);
-      if (now !== clients) {
-        clients = now;
-        since = Date.now();
-      } else if (clients > 0 && Date.now() - since >= SETTLE_MS) break;
-    }
+    await this.warmup.wait(q.warmup * 1000);
     if (this.closing) return;
-    this.log.info('consuming from nsqd', { topic: q.topic, channel: q.channel, warmupMs: Date.now() - started, clients: Math.max(clients, 0) });
+    const clients = this.shards.stats().reduce((n, s) => n + s.clients, 0);
+    this.log.info('consuming from nsqd', { topic: q.topic, channel: q.channel, warmupS: q.warmup, clients });
     this.processors.consume({
       topic: q.topic, channel: q.channel, nsqdTcp: q.nsqd_tcp, lookupdHttp: q.lookupd_http, outputBufferTimeout: q.output_buffer_timeout,
     }, q.max_in_flight);
@@ -155,6 +145,7 @@ export class Server {
   /** Graceful shutdown; safe to call twice (the second call waits for the first). */
   readonly close = once(async () => {
     this.closing = true;
+    this.warmup.poke();
     this.push.close();
     this.gateway.stopListening();
     const grpcClosed = this.grpc?.close();

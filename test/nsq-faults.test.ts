@@ -114,8 +114,8 @@ t.test('nsq: pusher restarted while pushes keep coming: the backlog waits for th
   const missing = (): string[] => published.filter((content, i) => !members[i % 8]!.frames.includes(`{"type":1,"data":"${content}"}`));
   await until(async () => missing().length === 0, 'every published push delivered', 20_000).catch(() => undefined);
   t.same(missing(), [], `all ${accepted.size} pushes published before, during and after the restart were delivered`);
-  const line = /consuming from nsqd .*warmupMs=(\d+) clients=(\d+)/.exec(server.output());
-  t.equal(Number(line?.[2]), 8, 'consuming started once the 8 clients were back');
+  const line = /consuming from nsqd .*warmupS=5 clients=(\d+)/.exec(server.output());
+  t.equal(Number(line?.[1]), 8, 'consuming started after the warm-up, with the 8 clients back');
 });
 
 t.test('nsq: nsqd killed with SIGKILL while a backlog waits in it (recommended flags): no acknowledged push is lost', async (t) => {

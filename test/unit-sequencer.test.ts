@@ -43,7 +43,7 @@ function shard(t: Teardown, firstSeq: number, gates: number, processors = 2): Ha
     const { port1, port2 } = new MessageChannel();
     procEnds.push(port1);
     shardEnds.push(port2);
-    // As workers/shard/worker.ts onProcessorFrame.
+    // As workers/shard/inbox.ts fromProcessor.
     port2.on('message', (f: ProcessorFrame) => {
       if (f.t === F_DELIVER) seq.push(f.seq, f, port2);
       else if (f.t === F_SKIP) seq.push(f.seq, null, port2);

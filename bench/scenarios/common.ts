@@ -2,13 +2,15 @@
 // for deliveries, and turn the series into headline numbers.
 
 import { readFileSync } from 'node:fs';
-import { serverCounters, type Fleet, type Interval } from '../fleet';
+import { serverCounters, type ChaosKids, type Fleet, type Interval } from '../fleet';
 import type { Options } from '../options';
-import type { ServerHandle } from '../server-proc';
+import type { Nsqd, ServerHandle } from '../server-proc';
 
 export interface Ctx {
   o: Options;
   server: ServerHandle;
+  /** The nsqd the bench started (--driver nsq), else null. */
+  nsqd: Nsqd | null;
   fleet: Fleet;
 }
 
@@ -37,11 +39,11 @@ export interface ConnectSummary {
   connectPerS: number;
 }
 
-export async function connect(ctx: Ctx): Promise<ConnectSummary> {
+export async function connect(ctx: Ctx, chaos?: ChaosKids): Promise<ConnectSummary> {
   const { o, fleet } = ctx;
   fleet.phase = 'connect';
   const processes = o.processes > 0 ? o.processes : Math.ceil(o.connections / PER_HOLDER);
-  const r = await fleet.startHolders(o.connections, processes, o.groupSize, o.appMix, localAddresses(o.connections));
+  const r = await fleet.startHolders(o.connections, processes, o.groupSize, o.appMix, localAddresses(o.connections), chaos);
   const out = { joined: r.joined, failed: r.failed, connectSeconds: +r.seconds.toFixed(2), connectPerS: Math.round(r.joined / r.seconds) };
   process.stderr.write(`connected: ${JSON.stringify(out)}\n`);
   if (r.joined < o.connections) throw new Error(`only ${r.joined} of ${o.connections} connections joined`);

@@ -111,7 +111,7 @@ export const SCHEMA = {
     channel: str('', 'NSQ channel; empty = <hostname>-<ws_port>, so every node gets every push', NSQ_NAME),
     max_in_flight: int(2500, 1, 1_000_000, 'messages handed to the processors and not yet finished (NSQ: split over the processor threads, each capped by nsqd --max-rdy-count, 2500 by default)'),
     capacity: int(100000, 1, 100_000_000, 'messages the embedded queue holds (driver = memory); when full, pushes get 503'),
-    warmup: int(5, 0, 600, 'driver = nsq: seconds at most from start-up to consuming, so that reconnecting clients are back before the backlog is delivered; consuming starts earlier once the connection count has not changed for 1 s. 0 = at once'),
+    warmup: int(5, 0, 600, "driver = nsq: seconds from start-up to consuming, so that reconnecting clients are back before the backlog waiting in nsqd is delivered (set it to your clients' reconnect time); 0 = at once"),
     output_buffer_timeout: int(1, -1, 30_000, 'driver = nsq: milliseconds nsqd may hold messages for this node before writing them (IDENTIFY output_buffer_timeout); nsqd must allow it (--min-output-buffer-timeout), else the consumer says so once and reads unbuffered; -1 = unbuffered'),
   },
   processor: {

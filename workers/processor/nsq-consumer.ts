@@ -25,6 +25,8 @@ const MAX_TASKS = 2;
  * requeued at once instead.
  */
 const QUIET_MS = 100;
+/** Repeats of one nsqd error within this long are counted in one line. */
+const ERROR_BURST_MS = 5_000;
 
 const READER_OPTIONS = {
   // nsqjs reconnects to nsqd_tcp addresses (and queries nsqlookupd) only on
@@ -64,6 +66,7 @@ export class NsqConsumer {
   private lastArrival = 0;
   /** Messages until the next sampled one. */
   private sampleIn: number;
+  private readonly bursts = new Map<string, { more: number }>();
   private readonly connections = new Set<string>();
   private readonly idle = new IdleWaiter(() => this.running === 0);
   private readonly flushSoon = onceATurn(() => this.flush());
@@ -111,11 +114,31 @@ export class NsqConsumer {
       // nsqd's own errors (E_FIN_FAILED, E_BAD_TOPIC, ...) carry their code first; socket
       // errors repeat on every reconnect attempt and end in 'nsqd_closed', logged above.
       const code = /^E_[A-Z_]+/.exec(err.message)?.[0];
-      if (code !== undefined) this.log.warn('nsqd consumer error', { code, error: err.message });
+      if (code !== undefined) this.nsqdError(code, err.message);
       else this.log.debug('nsqd consumer connection error', { code: 'PUSH_ERR_QUEUE_UNAVAILABLE', error: err.message });
     });
     reader.connect();
     return reader;
+  }
+
+  /**
+   * One line per burst of one error: after nsqd was killed, every FIN of a
+   * message it no longer holds fails (E_FIN_FAILED), a thousand in a second.
+   * The first is logged; the rest of the next ERROR_BURST_MS are counted in one more line.
+   */
+  private nsqdError(code: string, message: string): void {
+    const burst = this.bursts.get(code);
+    if (burst !== undefined) {
+      burst.more++;
+      return;
+    }
+    this.log.warn('nsqd consumer error', { code, error: message });
+    const b = { more: 0 };
+    this.bursts.set(code, b);
+    setTimeout(() => {
+      this.bursts.delete(code);
+      if (b.more > 0) this.log.warn('nsqd consumer error, repeated', { code, more: b.more, withinMs: ERROR_BURST_MS });
+    }, ERROR_BURST_MS).unref();
   }
 
   /**

@@ -11,12 +11,12 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as uWS from 'uWebSockets.js';
 import { createLogger } from '../../shared/log';
-import { F_DELIVER, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, F_MEMBERS_ACK, F_REPLAY_END, F_SKIP, type MainToShard, type PeerFrame, type ProcessorFrame, type ShardAnswer, type ShardInit, type ShardQueryKind, type ShardToMain } from '../../shared/frames';
+import type { MainToShard, ShardAnswer, ShardInit, ShardQueryKind, ShardToMain } from '../../shared/frames';
 import { WsErrors, type WsErrorCode } from '../../shared/errors';
 import { S_CLIENTS, S_GROUPS, S_HEARTBEAT, S_LOCAL_GROUPS, shardCounters, wsErrorSlot } from '../../shared/counters';
 import { Registry, type Socket, type SocketData } from './registry';
 import { Delivery } from './delivery';
-import { Sequencer } from './sequencer';
+import { Inbox } from './inbox';
 import { closeWith, confirmJoins, handleFrame } from './protocol';
 
 const init = workerData as ShardInit;
@@ -25,23 +25,8 @@ const main = parentPort!;
 const counters = shardCounters(init.counters);
 const registry = new Registry(init.index, init.shards, confirmJoins);
 const delivery = new Delivery(registry, counters);
-
-// A restarted shard delivers nothing until the processors re-sent what its
-// previous incarnation never acknowledged and its peers told it their members
-// (see sequencer.ts): one gate per processor and per peer it was started with.
-const expectedProcessors = new Set(init.processors);
-const expectedPeers = new Set(init.peers);
-const sequencer = new Sequencer(init.firstSeq, expectedProcessors.size + expectedPeers.size, (batch, from) => delivery.deliver(batch, from));
-
-for (const seq of init.gaps) sequencer.gap(seq);
-
-function processorReady(slot: number): void {
-  if (expectedProcessors.delete(slot)) sequencer.openGate();
-}
-
-function peerReady(peer: number): void {
-  if (expectedPeers.delete(peer)) sequencer.openGate();
-}
+const inbox = new Inbox(registry, delivery, init, () => gauges());
+const { sequencer } = inbox;
 
 /** Every open connection, joined or not: shutdown and crash close them all. */
 const sockets = new Set<Socket>();
@@ -139,40 +124,6 @@ app.listen(init.host, init.wsPort, (token) => {
   post({ t: 'ready' });
 });
 
-/** Frames from processor `slot`: DeliverBatch and SkipFrame in task order, then acks back on `port`. */
-function onProcessorFrame(slot: number, port: MessagePort, frame: ProcessorFrame): void {
-  if (stopping) return;
-  switch (frame.t) {
-    case F_DELIVER:
-      sequencer.push(frame.seq, frame, port);
-      return;
-    case F_SKIP:
-      sequencer.push(frame.seq, null, port);
-      return;
-    case F_REPLAY_END:
-      processorReady(slot);
-  }
-}
-
-function onPeerFrame(peer: number, port: MessagePort, frame: PeerFrame): void {
-  if (stopping) return;
-  switch (frame.t) {
-    case F_FORWARD:
-      delivery.forwarded(frame, port);
-      return;
-    case F_FORWARD_ACK:
-      delivery.forwardAcked(frame.id);
-      return;
-    case F_MEMBERS:
-      registry.applyMembers(peer, frame);
-      gauges();
-      if (frame.sync) peerReady(peer);
-      return;
-    case F_MEMBERS_ACK:
-      registry.membersAcked(peer, frame.id);
-  }
-}
-
 function answer(msg: Extract<MainToShard, { t: 'query' }>): ShardAnswer<ShardQueryKind> {
   switch (msg.q) {
     case 'online':
@@ -186,25 +137,16 @@ main.on('message', (msg: MainToShard) => {
   switch (msg.t) {
     case 'attach': {
       const { port, peer } = msg;
-      if (msg.kind === 'shard') {
-        port.on('message', (frame: PeerFrame) => onPeerFrame(peer, port, frame));
-        registry.attachPeer(peer, port);
-      } else {
-        port.on('message', (frame: ProcessorFrame) => onProcessorFrame(peer, port, frame));
+      if (msg.kind === 'shard') inbox.attachPeer(peer, port);
+      else {
+        inbox.attachProcessor(peer, port);
         processorPorts.add(port);
-        // A processor thread that died will send nothing more, ReplayEnd included.
-        port.on('close', () => {
-          processorPorts.delete(port);
-          processorReady(peer);
-        });
+        port.on('close', () => processorPorts.delete(port));
       }
       return;
     }
     case 'peer-reset':
-      registry.dropPeer(msg.peer);
-      delivery.peerGone(msg.peer);
-      gauges();
-      peerReady(msg.peer);
+      inbox.peerGone(msg.peer);
       return;
     case 'gap':
       for (const seq of msg.seqs) sequencer.gap(seq);
@@ -259,6 +201,7 @@ function closeAll(code: number, reason: WsErrorCode): void {
 function stop(code: number, reason: WsErrorCode): void {
   if (stopping) return;
   stopping = true;
+  inbox.stopped = true;
   const n = sockets.size;
   closeAll(code, reason);
   log.debug('stopped', { closed: n });
