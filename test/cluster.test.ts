@@ -273,9 +273,13 @@ t.test('etcd unreachable at start-up: the node serves, warns once, registers whe
   t.same((await getJson(`${node.http}/group?cardID=early`)).body, { clientNum: 1, nodes: 1, nodesAnswered: 1 }, 'answers for the one node it knows');
   // Registration retries once a second: let a few retries fail.
   await until(async () => node.output().includes('PUSH_ERR_ETCD_UNAVAILABLE'), 'the warning');
+  const unready = await getJson(`${node.http}/readyz`);
+  t.equal(unready.status, 503, 'not ready while it is not in etcd (nginx would not route to it anyway)');
+  t.equal(unready.body.checks?.etcd, 'not registered in etcd');
   await new Promise((r) => setTimeout(r, 2_500));
   await etcd.start();
   await until(async () => (await etcd.get(`${PREFIX}${address(node)}`)) !== null, 'registered once etcd came');
+  await until(async () => (await getJson(`${node.http}/readyz`)).status === 200, 'ready once registered');
   t.equal(node.output().split('PUSH_ERR_ETCD_UNAVAILABLE').length - 1, 1, 'one warning for the whole outage');
   t.equal(node.proc.exitCode, null, 'still running');
   await client.close();

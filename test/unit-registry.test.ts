@@ -3,6 +3,7 @@
 // does), sockets are FakeSockets.
 
 import t from 'tap';
+import { shardCounters } from '../shared/counters';
 import { Registry, type Socket } from '../workers/shard/registry';
 import { confirmJoins, Protocol } from '../workers/shard/protocol';
 import { createLogger } from '../shared/log';
@@ -258,7 +259,7 @@ t.test('"ok" answers wait for the owner: a ping after a pending join is answered
   await p0.fromCode();
   p0.take();
   const s = new FakeSocket();
-  const protocol = new Protocol(reg, { maxIdLength: 64, joinRate: 0, verifier: null }, createLogger('test', 'silent'));
+  const protocol = new Protocol(reg, { maxIdLength: 64, joinRate: 0, verifier: null }, shardCounters(), createLogger('test', 'silent'));
   protocol.frame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }));
   protocol.frame(s.ws, JSON.stringify({ event: 'ping' }));
   t.same(s.sent, [], 'no ok before the owner acknowledged');

@@ -13,6 +13,8 @@ import { HttpServer } from './http/server';
 import { parseScope, type PushService } from './push-service';
 import type { ApiKeys } from './api-keys';
 import type { RateLimit } from './rate-limit';
+import type { Readiness } from '../ops/health';
+import { loadPages } from '../ops/pages';
 
 // Never Access-Control-Allow-Credentials: browsers refuse it with "*", and
 // the API authenticates with keys, not cookies, so no page needs a visitor's
@@ -58,6 +60,10 @@ interface Route {
 export interface GatewayHooks {
   /** Extra operational numbers for GET /stats. */
   stats(): Promise<unknown>;
+  /** GET /metrics: the Prometheus text exposition and its content type. */
+  metrics(): Promise<{ text: string; type: string }>;
+  /** GET /readyz. */
+  readiness(): Readiness;
   /** Debug hook (config debug.crash_route): crash shard N, or processor thread N. */
   crash(kind: 'shard' | 'processor', n: number): boolean;
 }
@@ -75,6 +81,8 @@ export class Gateway implements HttpHandler {
   private readonly proxies: TrustedProxies;
   /** Rate-limit identities of the API keys, by index (no string built per request). */
   private keyIds: string[] = [];
+  /** Error answers by code, for /metrics. */
+  readonly errors = new Map<string, number>();
 
   constructor(private readonly config: Config, private readonly push: PushService, private readonly hooks: GatewayHooks,
     private readonly log: Logger, private readonly security: GatewaySecurity) {
@@ -94,6 +102,20 @@ export class Gateway implements HttpHandler {
     add('GET', '/isOnline', async (x) => JSON.stringify(await this.push.isOnline(queryParam(x, 'cardID'), parseScope(queryParam(x, 'scope')))));
     add('GET', '/group', async (x) => JSON.stringify(await this.push.group(queryParam(x, 'cardID'), parseScope(queryParam(x, 'scope')))));
     add('GET', '/stats', async () => JSON.stringify(await this.hooks.stats()));
+    // Prometheus sends the key as a bearer token (authorization in its scrape config).
+    this.routes.set('/metrics', { method: 'GET', open: false, run: (x) => {
+      this.hooks.metrics().then(({ text, type }) => x.answer(200, text, this.cors(x), type), (err: unknown) => this.fail(x, err));
+    } });
+    // Health and pages are open: a load balancer's probe carries no key, and the pages ask for one before they call the API.
+    add('GET', '/healthz', async () => '{"status":"ok"}', true);
+    this.routes.set('/readyz', { method: 'GET', open: true, run: (x) => {
+      const r = this.hooks.readiness();
+      x.answer(r.ready ? 200 : 503, JSON.stringify(r), this.cors(x));
+    } });
+    for (const file of loadPages(config.server.ws_port)) {
+      // Pages change with the package, not at run time; revalidating is cheap (they are small).
+      this.routes.set(file.path, { method: 'GET', open: true, run: (x) => x.answer(200, file.body, 'Cache-Control: no-cache\r\n', file.type) });
+    }
     this.routes.set('/push', { method: 'POST', open: false, run: (x, body) => this.pushOne(x, body) });
     this.routes.set('/push/batch', { method: 'POST', open: false, run: (x, body) => this.withJson(x, body, async (json) => {
       const pushes = (json as { pushes?: unknown } | null)?.pushes;
@@ -118,10 +140,6 @@ export class Gateway implements HttpHandler {
     if (origin === '') return '';
     // With an allow-list, request() has refused other origins already.
     return this.origins.any ? CORS_ANY : `Access-Control-Allow-Origin: ${origin}\r\nVary: Origin\r\n${CORS_REST}`;
-  }
-
-  private sendError(x: Exchange, code: ApiErrorCode, message: string, headers = this.cors(x)): void {
-    x.answer(ApiErrors[code].http, errorBody(code, message), headers);
   }
 
   request(x: Exchange, body: Buffer): void {
@@ -226,6 +244,12 @@ export class Gateway implements HttpHandler {
   /** Answers with the JSON `work` resolves to, or with the error table's status for a PushError. */
   private respond(x: Exchange, work: Promise<string>): void {
     work.then((body) => x.answer(200, body, this.cors(x)), (err: unknown) => this.fail(x, err));
+  }
+
+  /** Answers with the error table's status and body, and counts the code (pusher_http_errors_total). */
+  private sendError(x: Exchange, code: ApiErrorCode, message: string, headers = this.cors(x)): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    x.answer(ApiErrors[code].http, errorBody(code, message), headers);
   }
 
   private fail(x: Exchange, err: unknown): void {

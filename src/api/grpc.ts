@@ -61,6 +61,8 @@ export class GrpcServer {
   private readonly streams = new Set<PushStreamCall>();
   private boundPort = 0;
   private closing = false;
+  /** Failed calls by code, for /metrics. */
+  readonly errors = new Map<string, number>();
 
   constructor(private readonly addr: HostPort, private readonly push: PushService, private readonly log: Logger, private readonly opts: GrpcOptions) {
     this.server = new grpc.Server({
@@ -272,6 +274,7 @@ export class GrpcServer {
       err = new PushError('PUSH_ERR_INTERNAL');
     }
     const { code, message } = err as PushError;
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
     const metadata = new grpc.Metadata();
     metadata.set(ERROR_CODE_METADATA, code);
     return { code: ApiErrors[code].grpc as grpc.status, details: `${code}: ${message}`, metadata };

@@ -11,7 +11,7 @@ import type { Config } from '../config/schema';
 import { PushError } from '../../shared/errors';
 import { ownerOf } from '../../shared/hash';
 import { protoType, type PushRequest } from '../../shared/proto';
-import type { ShardStats } from '../../shared/frames';
+import type { ShardStats } from '../../shared/counters';
 import type { Queue } from '../queue/queue';
 import type { ShardQueries } from '../../workers/shard/host-queries';
 import { decodePush, type EncodedPush } from './encoded-push';
@@ -51,6 +51,7 @@ export class PushService {
     private readonly config: Config,
     private readonly queue: Queue,
     private readonly shards: ShardQueries,
+    private readonly shardStats: () => readonly ShardStats[],
     private readonly processorThreads: number,
     /** The other nodes (etcd.enable), or null: every answer is this node's, in gopusher's shape. */
     private readonly peers: PeerQueries | null,
@@ -205,7 +206,7 @@ export class PushService {
   }
 
   private async localSystem(): Promise<SystemReply> {
-    const stats = await this.shards.stats();
+    const stats = this.shardStats();
     const sum = (k: keyof ShardStats): number => stats.reduce((n, s) => n + s[k], 0);
     return {
       cpuNum: cpus().length,

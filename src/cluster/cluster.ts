@@ -33,6 +33,11 @@ export class Cluster {
     this.queries = new PeerQueries(this.peers, etcd.query_timeout, access, log);
   }
 
+  /** GET /readyz: null once this node's keys are in etcd, else why not. */
+  notReady(): string | null {
+    return this.registration === null ? 'not started' : this.registration.notRegistered;
+  }
+
   /** Registers this node (retrying in the background until etcd answers) and starts following the others. */
   start(record: NodeRecord): void {
     const { etcd } = this.config;

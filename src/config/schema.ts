@@ -4,7 +4,7 @@
 // it (`npm run config-docs`; test/config.test.ts fails when they drift).
 // In code a key has the name it has in config.ini: config.server.ws_port.
 
-import { LEVELS } from '../../shared/log';
+import { FORMATS, LEVELS } from '../../shared/log';
 import { parseCidr } from '../../shared/client-address';
 
 interface Spec<T> {
@@ -206,8 +206,12 @@ export const SCHEMA = {
     advertise: addrOrEmpty('', 'WebSocket address (host:port) nginx and the other nodes reach this node at; the key names it. Empty = server.host:server.ws_port, refused when that is a wildcard (0.0.0.0, ::). The gateway and gRPC are advertised on their own ports at server.host / grpc.addr, or at this host when those are wildcards'),
     query_timeout: int(500, 10, 60_000, 'milliseconds a cluster-wide /system, /isOnline or /group waits for each other node; one that has not answered by then is left out and counted in nodes but not nodesAnswered'),
   },
+  metrics: {
+    latency_sample: int(100, 0, 1_000_000, 'GET /metrics measures the latency (accepted to written to the socket) of 1 push in this many; 0 = none'),
+  },
   log: {
     level: oneOf('info', LEVELS, 'debug, info, warn, error or silent; one line per event on stdout'),
+    format: oneOf('text', FORMATS, 'text (time level thread: message key=value ...) or json (one object per line: time, level, thread, msg, code, fields) for log shippers'),
   },
   debug: {
     crash_route: bool(false, 'enables POST /debug/crash?shard=N and ?processor=N (the tests crash a shard or a processor thread with it); never in production'),

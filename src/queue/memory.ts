@@ -17,11 +17,15 @@ export interface MemoryQueueOptions {
   readonly maxInFlight: number;
   /** Most messages per batch. */
   readonly batchSize: number;
+  /** Stamp 1 push in this many with its accept time, for the latency histogram (0 = none). */
+  readonly latencySample: number;
 }
 
 interface Item {
   body: Uint8Array;
   attempts: number;
+  /** Accept time (epoch ms) of a sampled push, else 0. */
+  at: number;
 }
 
 export class MemoryQueue implements Queue {
@@ -34,11 +38,16 @@ export class MemoryQueue implements Queue {
   private bytes = 0;
   private onBatch: BatchHandler | null = null;
   private closed = false;
+  private accepted = 0;
+  /** Pushes until the next sampled one. */
+  private sampleIn: number;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly handOutSoon = onceATurn(() => this.handOut());
   private readonly idle = new IdleWaiter(() => this.waiting === 0 && this.inFlight === 0);
 
-  constructor(private readonly opts: MemoryQueueOptions) {}
+  constructor(private readonly opts: MemoryQueueOptions) {
+    this.sampleIn = opts.latencySample;
+  }
 
   async start(): Promise<void> {}
 
@@ -80,7 +89,15 @@ export class MemoryQueue implements Queue {
     const refusal = this.refusal(bodies.length, bytes);
     if (refusal !== null) return Promise.reject(refusal);
     this.bytes += bytes;
-    for (let i = 0; i < bodies.length; i++) this.items.push({ body: bodies[i]!, attempts: 0 });
+    for (let i = 0; i < bodies.length; i++) {
+      let at = 0;
+      if (--this.sampleIn === 0) {
+        this.sampleIn = this.opts.latencySample;
+        at = performance.timeOrigin + performance.now();
+      }
+      this.items.push({ body: bodies[i]!, attempts: 0, at });
+    }
+    this.accepted += bodies.length;
     this.handOutSoon();
     return Promise.resolve();
   }
@@ -127,7 +144,7 @@ export class MemoryQueue implements Queue {
   }
 
   stats(): QueueStats {
-    return { driver: 'memory', depth: this.waiting, inFlight: this.inFlight, connected: !this.closed };
+    return { driver: 'memory', depth: this.waiting, inFlight: this.inFlight, connected: !this.closed, accepted: this.accepted };
   }
 
   async close(): Promise<void> {
@@ -140,11 +157,19 @@ export class MemoryQueue implements Queue {
 class MemoryBatch implements ConsumedBatch {
   readonly bodies: Uint8Array[];
   readonly attempts: number[];
+  readonly samples: number[] = [];
   private settled = false;
 
   constructor(private readonly queue: MemoryQueue, private readonly taken: Item[]) {
-    this.bodies = taken.map((it) => it.body);
-    this.attempts = taken.map((it) => it.attempts);
+    const n = taken.length;
+    this.bodies = new Array<Uint8Array>(n);
+    this.attempts = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const it = taken[i]!;
+      this.bodies[i] = it.body;
+      this.attempts[i] = it.attempts;
+      if (it.at !== 0) this.samples.push(i, it.at);
+    }
   }
 
   settle(requeue: boolean, delayMs: number): void {

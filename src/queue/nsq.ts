@@ -34,7 +34,7 @@ export class NsqQueue implements Queue {
   }
 
   stats(): QueueStats {
-    return { driver: 'nsq', depth: -1, inFlight: -1, connected: this.producer.connected };
+    return { driver: 'nsq', depth: -1, inFlight: -1, connected: this.producer.connected, accepted: this.producer.accepted };
   }
 
   close(): Promise<void> {

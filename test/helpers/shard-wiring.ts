@@ -6,10 +6,11 @@ import { ownerOf } from '../../shared/hash';
 import type { Registry } from '../../workers/shard/registry';
 import { Delivery } from '../../workers/shard/delivery';
 import { Inbox } from '../../workers/shard/inbox';
+import { shardCounters } from '../../shared/counters';
 
 /** Attaches `port` as the port to `peer`, dispatching its frames as the shard thread does (workers/shard/inbox.ts). */
 export function attachPeer(registry: Registry, peer: number, port: MessagePort, delivery?: Delivery): void {
-  const inbox = new Inbox(registry, delivery ?? new Delivery(registry), { firstSeq: 0, processors: [], peers: [], gaps: [] });
+  const inbox = new Inbox(registry, delivery ?? new Delivery(registry, shardCounters()), { firstSeq: 0, processors: [], peers: [], gaps: [] });
   inbox.attachPeer(peer, port);
 }
 

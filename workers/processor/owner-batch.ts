@@ -18,6 +18,8 @@ export class OwnerBatch {
   private readonly dMsg: number[] = [];
   /** Payload index of the message being routed, or -1 before its first recipient here. */
   private current = -1;
+  /** Pairs of payload index and accept time of the sampled messages (DeliverBatch.samples). */
+  private samples: number[] | null = null;
 
   /** Called once per message, before its recipients. */
   nextMessage(): void {
@@ -42,6 +44,11 @@ export class OwnerBatch {
     this.dMsg.push(this.current);
   }
 
+  /** The message being routed is sampled for latency: its accept time (epoch ms). Ignored if it has no recipient here. */
+  sample(at: number): void {
+    if (this.current !== -1) (this.samples ??= []).push(this.current, at);
+  }
+
   /** The frame, with its payload bytes in one buffer to transfer. */
   build(seq: number): DeliverBatch {
     const { payloads, cards, counts, dCard, dMsg } = this;
@@ -62,6 +69,7 @@ export class OwnerBatch {
     const msgs = new Uint32Array(dMsg.length);
     for (let d = 0; d < dMsg.length; d++) msgs[fill[dCard[d]!]!++] = dMsg[d]!;
 
-    return { t: F_DELIVER, seq, buf: bytes.buffer, ends, apps: this.apps, cards, offs, msgs };
+    const samples = this.samples === null ? null : Float64Array.from(this.samples);
+    return { t: F_DELIVER, seq, buf: bytes.buffer, ends, apps: this.apps, cards, offs, msgs, samples };
   }
 }

@@ -6,16 +6,8 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardAck, type ForwardBatch, type Payloads } from '../../shared/frames';
+import { S_DELIVERED, S_DROPPED, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED } from '../../shared/counters';
 import type { Registry, Socket } from './registry';
-
-export interface DeliveryCounters {
-  /** Frames written to a socket (or queued in its backpressure buffer). */
-  delivered: number;
-  /** Deliveries to groups that had no member anywhere (as gopusher: dropped). */
-  undelivered: number;
-  /** Frames refused because a socket was over max_backpressure. */
-  dropped: number;
-}
 
 // The batch being delivered, for sendRun(): ws.cork() takes a callback, and a
 // module-level one with module-level arguments costs no closure per socket.
@@ -24,7 +16,7 @@ let runBatch: Payloads;
 let runViews: (Uint8Array | undefined)[];
 let runFrom = 0;
 let runTo = 0;
-let runCounters: DeliveryCounters;
+let runCounters: Float64Array;
 
 function view(m: number): Uint8Array {
   let v = runViews[m];
@@ -40,7 +32,8 @@ function view(m: number): Uint8Array {
 function sendRun(): void {
   const ws = runWs;
   const { msgs, apps } = runBatch;
-  const app = ws.getUserData().app;
+  const ud = ws.getUserData();
+  const app = ud.app;
   const c = runCounters;
   for (let i = runFrom; i < runTo; i++) {
     const m = msgs[i]!;
@@ -48,8 +41,14 @@ function sendRun(): void {
     if (want !== '' && want !== app) continue;
     // 1 sent, 0 buffered (backpressure building), 2 dropped over max_backpressure
     // (uWS then closes the socket: closeOnBackpressureLimit).
-    if (ws.send(view(m), false, false) === 2) c.dropped++;
-    else c.delivered++;
+    if (ws.send(view(m), false, false) !== 2) c[S_DELIVERED]!++;
+    else {
+      c[S_DROPPED]!++;
+      if (!ud.slow) {
+        ud.slow = true;
+        c[S_SLOW_CLOSED]!++;
+      }
+    }
   }
 }
 
@@ -66,14 +65,14 @@ interface Forward {
 }
 
 export class Delivery {
-  readonly counters: DeliveryCounters = { delivered: 0, undelivered: 0, dropped: 0 };
   /** Per peer shard: indexes (into the batch's cards) of groups to forward there; reused across batches. */
   private readonly forwards: number[][];
   /** Forwards sent and not acknowledged yet, by id. */
   private readonly unacked = new Map<number, Forward>();
   private nextId = 1;
 
-  constructor(private readonly registry: Registry) {
+  /** `counters`: this shard's buffer (shared/counters.ts). */
+  constructor(private readonly registry: Registry, readonly counters: Float64Array) {
     this.forwards = Array.from({ length: registry.shards }, () => []);
   }
 
@@ -105,12 +104,14 @@ export class Delivery {
 
   /** Writes to local members; for owned groups, notes which peers hold the rest. Returns true if any must be forwarded. */
   private write(batch: Payloads, owner: boolean): boolean {
-    const { cards, offs } = batch;
+    const { cards, offs, msgs, samples } = batch;
     const { local, remote } = this.registry;
     let forwarding = false;
     runBatch = batch;
     runViews = new Array(batch.ends.length);
     runCounters = this.counters;
+    // Sampled payloads (see Payloads.samples): 1 marks one, 2 one written here.
+    const marks = samples === null ? null : sampleMarks(samples, batch.ends.length);
 
     for (let k = 0; k < cards.length; k++) {
       const card = cards[k]!;
@@ -124,6 +125,7 @@ export class Delivery {
           if (several) ws.cork(sendRun);
           else sendRun();
         }
+        if (marks !== null) for (let i = runFrom; i < runTo; i++) if (marks[msgs[i]!] === 1) marks[msgs[i]!] = 2;
       }
       if (!owner) continue;
       const rec = remote.get(card);
@@ -135,10 +137,19 @@ export class Delivery {
           }
         }
       } else if (set === undefined) {
-        this.counters.undelivered += offs[k + 1]! - offs[k]!;
+        this.counters[S_UNDELIVERED]! += offs[k + 1]! - offs[k]!;
       }
     }
+    if (marks !== null) this.observeLatency(samples!, marks);
     return forwarding;
+  }
+
+  /** Push latency of the sampled payloads written here: accepted (queue or nsqd) to written. */
+  private observeLatency(samples: Float64Array, marks: Uint8Array): void {
+    const now = performance.timeOrigin + performance.now();
+    for (let j = 0; j < samples.length; j += 2) {
+      if (marks[samples[j]!] === 2) S_LATENCY.observe(this.counters, Math.max(0, now - samples[j + 1]!) / 1000);
+    }
   }
 
   /** Sends each peer the groups it holds members of, as a batch of its own. */
@@ -165,12 +176,18 @@ export class Delivery {
         this.unacked.set(id, { task, peer: s });
         task.remaining++;
         const buf = batch.buf.slice(0);
-        const frame: ForwardBatch = { t: F_FORWARD, id, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs };
+        const frame: ForwardBatch = { t: F_FORWARD, id, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs, samples: batch.samples };
         port.postMessage(frame, [buf]);
       }
       list.length = 0;
     }
   }
+}
+
+function sampleMarks(samples: Float64Array, payloads: number): Uint8Array {
+  const marks = new Uint8Array(payloads);
+  for (let j = 0; j < samples.length; j += 2) marks[samples[j]!] = 1;
+  return marks;
 }
 
 function ack(task: Task): void {

@@ -12,6 +12,7 @@ import { WsErrors, type WsErrorCode } from '../../shared/errors';
 import type { JoinVerifier } from '../../shared/join-token';
 import type { Logger } from '../../shared/log';
 import { OK_FRAME } from '../../shared/payload';
+import { S_JOINS, wsErrorSlot } from '../../shared/counters';
 import type { Registry, Socket, SocketData } from './registry';
 
 /** Frames a connection may send while its join token is verified. */
@@ -21,8 +22,9 @@ export function errorFrame(code: WsErrorCode, message: string = WsErrors[code].m
   return JSON.stringify({ type: 2, code, data: message });
 }
 
-/** Ends the connection with the close code the error table gives it; the reason is the error code. */
-export function closeWith(ws: Socket, code: WsErrorCode): void {
+/** Ends the connection with the close code the error table gives it; the reason is the error code. Counted in `counters`. */
+export function closeWith(ws: Socket, code: WsErrorCode, counters: Float64Array): void {
+  counters[wsErrorSlot(code)]!++;
   ws.end(WsErrors[code].close, code);
 }
 
@@ -73,7 +75,8 @@ export interface ProtocolOptions {
 }
 
 export class Protocol {
-  constructor(private readonly registry: Registry, private readonly opts: ProtocolOptions, private readonly log: Logger) {}
+  /** `counters`: this shard's (shared/counters.ts): joins and WebSocket errors are counted there. */
+  constructor(private readonly registry: Registry, private readonly opts: ProtocolOptions, private readonly counters: Float64Array, private readonly log: Logger) {}
 
   /**
    * Handles one text frame. Returns nothing: every outcome is a reply, an
@@ -82,7 +85,7 @@ export class Protocol {
   frame(ws: Socket, text: string): void {
     const ud = ws.getUserData();
     if (ud.verifying) {
-      if ((ud.queued ??= []).length >= MAX_QUEUED) closeWith(ws, 'PUSH_ERR_WS_RATE_LIMITED');
+      if ((ud.queued ??= []).length >= MAX_QUEUED) closeWith(ws, 'PUSH_ERR_WS_RATE_LIMITED', this.counters);
       else ud.queued.push(text);
       return;
     }
@@ -90,11 +93,11 @@ export class Protocol {
     try {
       msg = JSON.parse(text);
     } catch {
-      closeWith(ws, 'PUSH_ERR_WS_BAD_JSON');
+      closeWith(ws, 'PUSH_ERR_WS_BAD_JSON', this.counters);
       return;
     }
     if (msg === null || typeof msg !== 'object' || typeof (msg as { event?: unknown }).event !== 'string') {
-      closeWith(ws, 'PUSH_ERR_WS_BAD_JSON');
+      closeWith(ws, 'PUSH_ERR_WS_BAD_JSON', this.counters);
       return;
     }
     const { event, data } = msg as { event: string; data?: unknown };
@@ -106,18 +109,19 @@ export class Protocol {
         this.join(ws, ud, (data !== null && typeof data === 'object' ? data : {}) as JoinData);
         return;
       default:
-        closeWith(ws, 'PUSH_ERR_WS_UNKNOWN_EVENT');
+        closeWith(ws, 'PUSH_ERR_WS_UNKNOWN_EVENT', this.counters);
     }
   }
 
   private join(ws: Socket, ud: SocketData, d: JoinData): void {
     const { maxIdLength, verifier } = this.opts;
     if (!validId(d.card_id, maxIdLength, false) || !validId(d.app_id, maxIdLength, true)) {
+      this.counters[wsErrorSlot('PUSH_ERR_WS_JOIN_INVALID')]!++;
       ws.send(errorFrame('PUSH_ERR_WS_JOIN_INVALID'), false, false);
       return;
     }
     if (!this.takeJoin(ud)) {
-      closeWith(ws, 'PUSH_ERR_WS_RATE_LIMITED');
+      closeWith(ws, 'PUSH_ERR_WS_RATE_LIMITED', this.counters);
       return;
     }
     const card = d.card_id;
@@ -128,7 +132,7 @@ export class Protocol {
     }
     const token = typeof d.token === 'string' ? d.token : ud.token;
     if (token === '') {
-      closeWith(ws, 'PUSH_ERR_WS_TOKEN_MISSING');
+      closeWith(ws, 'PUSH_ERR_WS_TOKEN_MISSING', this.counters);
       return;
     }
     ud.verifying = true;
@@ -158,7 +162,7 @@ export class Protocol {
     // The client may have gone while its token was checked: a closed uWS socket must not be touched.
     if (ud.closed) return;
     if (refusal !== null) {
-      closeWith(ws, refusal);
+      closeWith(ws, refusal, this.counters);
       return;
     }
     ws.cork(() => {
@@ -171,6 +175,7 @@ export class Protocol {
 
   private apply(ws: Socket, ud: SocketData, card: string, app: string): void {
     const { registry } = this;
+    this.counters[S_JOINS]!++;
     if (ud.card !== card) {
       if (ud.card !== '' && !registry.leave(ws, ud.card)) ud.unconfirmed++;
       ud.card = card;

@@ -22,6 +22,8 @@ export interface SocketData {
   app: string;
   /** Set in the close handler: a closed uWS socket throws when touched. */
   closed: boolean;
+  /** A frame was dropped over max_backpressure: uWS closes it (counted once). */
+  slow: boolean;
   /** Joins waiting for their owner's acknowledgement. */
   unconfirmed: number;
   /** "ok" answers held back until then. */
@@ -40,7 +42,7 @@ export interface SocketData {
 
 /** User data of a new connection (fixed shape: every field set). */
 export function socketData(addr = -1, token = '', joinBudget = 0): SocketData {
-  return { card: '', app: '', closed: false, unconfirmed: 0, owed: 0, addr, token, joinBudget, joinAt: 0, verifying: false, queued: null };
+  return { card: '', app: '', closed: false, slow: false, unconfirmed: 0, owed: 0, addr, token, joinBudget, joinAt: 0, verifying: false, queued: null };
 }
 
 export type Socket = WebSocket<SocketData>;

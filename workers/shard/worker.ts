@@ -11,10 +11,11 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as uWS from 'uWebSockets.js';
 import { createLogger } from '../../shared/log';
-import type { MainToShard, ShardAnswer, ShardInit, ShardQueryKind, ShardStats, ShardToMain } from '../../shared/frames';
-import { WsErrors } from '../../shared/errors';
+import type { MainToShard, ShardAnswer, ShardInit, ShardQueryKind, ShardToMain } from '../../shared/frames';
+import { WsErrors, type WsErrorCode } from '../../shared/errors';
 import { ConnCounters } from '../../shared/conn-counters';
 import { JoinVerifier } from '../../shared/join-token';
+import { S_CLIENTS, S_GROUPS, S_HEARTBEAT, S_LOCAL_GROUPS, shardCounters, wsErrorSlot } from '../../shared/counters';
 import { Registry, socketData, type Socket, type SocketData } from './registry';
 import { Delivery } from './delivery';
 import { Inbox } from './inbox';
@@ -22,18 +23,19 @@ import { Admission } from './admission';
 import { closeWith, confirmJoins, Protocol } from './protocol';
 
 const init = workerData as ShardInit;
-const log = createLogger(`shard-${init.index}`, init.logLevel);
+const log = createLogger(`shard-${init.index}`, init.logLevel, init.logFormat);
 const main = parentPort!;
+const counters = shardCounters(init.counters);
 const registry = new Registry(init.index, init.shards, confirmJoins);
-const delivery = new Delivery(registry);
-const inbox = new Inbox(registry, delivery, init);
+const delivery = new Delivery(registry, counters);
+const inbox = new Inbox(registry, delivery, init, () => gauges());
 const { sequencer } = inbox;
-const counters = new ConnCounters(init.counters, init.shards, init.index);
+const connCounters = new ConnCounters(init.connCounters, init.shards, init.index);
 // This shard's predecessor (if it crashed) took its connections with it.
-counters.reset();
-const admission = new Admission(counters, init.limits);
+connCounters.reset();
+const admission = new Admission(connCounters, init.limits);
 const verifier = init.joinAuth !== null ? new JoinVerifier(init.joinAuth) : null;
-const protocol = new Protocol(registry, { maxIdLength: init.maxIdLength, joinRate: init.limits.joinRate, verifier }, log);
+const protocol = new Protocol(registry, { maxIdLength: init.maxIdLength, joinRate: init.limits.joinRate, verifier }, counters, log);
 
 /** Every open connection, joined or not: shutdown and crash close them all. */
 const sockets = new Set<Socket>();
@@ -45,6 +47,20 @@ let stopping = false;
 function post(msg: ShardToMain): void {
   main.postMessage(msg);
 }
+
+/** The gauges the main thread reads (shared/counters.ts), after anything that may change them. */
+function gauges(): void {
+  counters[S_CLIENTS] = sockets.size;
+  counters[S_GROUPS] = registry.owned;
+  counters[S_LOCAL_GROUPS] = registry.local.size;
+}
+
+// The heartbeat says this thread's event loop turns (/readyz).
+counters[S_HEARTBEAT] = Date.now();
+const heartbeat = setInterval(() => {
+  counters[S_HEARTBEAT] = Date.now();
+}, 1_000);
+heartbeat.unref();
 
 const WELCOME = JSON.stringify({ msg: 'welcome to socket server', server: 'pusher' });
 
@@ -78,26 +94,29 @@ const app = (init.tls !== null ? uWS.SSLApp({ cert_file_name: init.tls.cert, key
     },
     open(ws) {
       sockets.add(ws);
-      counters.add(ws.getUserData().addr, 1);
+      connCounters.add(ws.getUserData().addr, 1);
+      gauges();
     },
     message(ws, message, isBinary) {
       if (isBinary) {
-        closeWith(ws, 'PUSH_ERR_WS_BINARY');
+        closeWith(ws, 'PUSH_ERR_WS_BINARY', counters);
         return;
       }
       if (message.byteLength > init.maxPayload) {
-        closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE');
+        closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE', counters);
         return;
       }
       // uWS has checked that a text frame is valid UTF-8 (it drops the connection otherwise).
       protocol.frame(ws, Buffer.from(message).toString('utf8'));
+      gauges();
     },
     close(ws) {
       const ud = ws.getUserData();
       ud.closed = true;
       sockets.delete(ws);
-      counters.add(ud.addr, -1);
+      connCounters.add(ud.addr, -1);
       if (ud.card !== '') registry.leave(ws, ud.card);
+      gauges();
     },
   })
   .get('/', (res) => {
@@ -120,19 +139,8 @@ app.listen(init.host, init.wsPort, (token) => {
   post({ t: 'ready' });
 });
 
-function stats(): ShardStats {
-  return {
-    clients: sockets.size,
-    groups: registry.owned,
-    localGroups: registry.local.size,
-    ...delivery.counters,
-  };
-}
-
 function answer(msg: Extract<MainToShard, { t: 'query' }>): ShardAnswer<ShardQueryKind> {
   switch (msg.q) {
-    case 'stats':
-      return stats();
     case 'online':
       return registry.groupSize(msg.card) > 0;
     case 'group':
@@ -184,25 +192,28 @@ const stallCheck = setInterval(() => {
 stallCheck.unref();
 
 /** Closes every handle this thread holds, so it can end without aborting the process. */
-function closeAll(code: number, reason: string): void {
+function closeAll(code: number, reason: WsErrorCode): void {
   if (listenSocket !== null) {
     uWS.us_listen_socket_close(listenSocket);
     listenSocket = null;
   }
   // end() runs the close handler synchronously, which edits `sockets`: iterate a copy.
   for (const ws of [...sockets]) {
-    if (!ws.getUserData().closed) ws.end(code, reason);
+    if (ws.getUserData().closed) continue;
+    counters[wsErrorSlot(reason)]!++;
+    ws.end(code, reason);
   }
   // Forcefully closes what is left (HTTP keep-alive connections, closing sockets).
   app.close();
   clearInterval(stallCheck);
+  clearInterval(heartbeat);
   sequencer.close();
   for (const port of registry.peers) port?.close();
   for (const port of processorPorts) port.close();
   main.unref();
 }
 
-function stop(code: number, reason: string): void {
+function stop(code: number, reason: WsErrorCode): void {
   if (stopping) return;
   stopping = true;
   inbox.stopped = true;

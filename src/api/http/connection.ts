@@ -56,10 +56,10 @@ export class Exchange {
     this.close = head.close;
   }
 
-  /** Answers with `body` as application/json (no body for 204); `headers`: extra lines, each ending in CRLF. */
-  answer(status: number, body: string, headers = ''): void {
+  /** Answers with `body` of `type` (no body for 204); `headers`: extra lines, each ending in CRLF. */
+  answer(status: number, body: string, headers = '', type = 'application/json'): void {
     if (this.text !== null) return;
-    this.text = format(status, body, headers, this.close, this.head.method === 'HEAD');
+    this.text = format(status, body, headers, type, this.close, this.head.method === 'HEAD');
     this.conn.pump();
   }
 }
@@ -68,18 +68,20 @@ export class Exchange {
 let memoStatus = 0;
 let memoBody = '';
 let memoHeaders = '';
+let memoType = '';
 let memoFlags = -1;
 let memoText = '';
 
-function format(status: number, body: string, headers: string, close: boolean, noBody: boolean): string {
+function format(status: number, body: string, headers: string, type: string, close: boolean, noBody: boolean): string {
   const flags = (close ? 1 : 0) | (noBody ? 2 : 0);
-  if (status === memoStatus && flags === memoFlags && body === memoBody && headers === memoHeaders) return memoText;
+  if (status === memoStatus && flags === memoFlags && body === memoBody && headers === memoHeaders && type === memoType) return memoText;
   const line = STATUS_LINE[status] ?? `HTTP/1.1 ${status} Status\r\n`;
-  const framing = status === 204 ? '' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+  const framing = status === 204 ? '' : `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
   const text = `${line}${headers}${framing}${close ? 'Connection: close\r\n' : ''}\r\n${noBody || status === 204 ? '' : body}`;
   memoStatus = status;
   memoBody = body;
   memoHeaders = headers;
+  memoType = type;
   memoFlags = flags;
   memoText = text;
   return text;
