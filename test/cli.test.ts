@@ -77,7 +77,7 @@ t.test('push and stats against a server; refusals and an unreachable server exit
   const refused = await pusher(['push', '--to', 'a,', ...url, 'x']);
   t.equal(refused.code, 1);
   t.equal(refused.stdout, '');
-  t.match(refused.stderr, /^pusher: PUSH_ERR_BAD_ID: "to"\[1\] must be a non-empty string .* \(HTTP 400\)\n$/);
+  t.match(refused.stderr, /^pusher: PUSH_ERR_BAD_ID: "to"\[1\] must be a non-empty, well-formed Unicode string .* \(HTTP 400\)\n$/);
 
   const stats = await pusher(['stats', ...url]);
   t.equal(stats.code, 0);
@@ -91,6 +91,23 @@ t.test('push and stats against a server; refusals and an unreachable server exit
   const gone = await pusher(['stats', '--url', `http://127.0.0.1:${port}`]);
   t.equal(gone.code, 1);
   t.equal(gone.stderr, `pusher: cannot reach http://127.0.0.1:${port}: ECONNREFUSED\n`);
+});
+
+t.test('API keys on: --key and $PUSHER_API_KEY are sent; without one, 401 and exit 1', async (t) => {
+  const key = 'cli-test-key-0123456789';
+  const server = await startServer({ shards: 1, sets: [`auth.api_keys=${key}`] });
+  t.teardown(() => server.stop());
+  const c = await Client.open(server.wsUrl);
+  t.teardown(() => c.close());
+  await c.join('carol');
+  const url = ['--url', server.http];
+  t.same(await pusher(['push', '--to', 'carol', '--key', key, ...url, 'keyed']), { code: 0, stdout: 'ok: pushed to carol\n', stderr: '' });
+  t.equal((await pusher(['stats', ...url], { env: { PUSHER_API_KEY: key } })).code, 0, '$PUSHER_API_KEY');
+  const refused = await pusher(['push', '--to', 'carol', ...url, 'unkeyed']);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /^pusher: PUSH_ERR_UNAUTHORIZED: .*\(HTTP 401\)\n$/);
+  await c.waitFrames(2);
+  t.same(c.data(1), ['keyed'], 'only the keyed push arrived');
 });
 
 t.test('pusher start runs the server until SIGTERM; a bad configuration exits 2', async (t) => {
