@@ -2,6 +2,7 @@
 //   pusher start [--config FILE] [--set section.key=value ...]
 //   pusher push --to a,b [--app X] [--from F] "content"
 //   pusher stats [--json]
+//   pusher token --card C [--app A] [--ttl 1h] (src/cli-token.ts)
 // push and stats talk to a running server's HTTP gateway (--url, $PUSHER_URL).
 // Results go to stdout, errors to stderr as one line `pusher: <what>`.
 // Exit codes: 0 done; 1 the server refused or could not be reached; 2 bad
@@ -10,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { EXIT_STARTUP } from '../shared/errors';
 import { runStart } from './main';
+import { mintToken, TOKEN_USAGE } from './cli-token';
 import { VERSION } from './version';
 
 const EXIT_FAILED = 1;
@@ -26,6 +28,7 @@ commands:
         send a push through the HTTP API (CONTENT "-": read it from stdin)
   stats [--json]
         the server's numbers (GET /stats): connections, groups, deliveries, queue
+${TOKEN_USAGE}
 
 options of push and stats:
   --url URL   the server's HTTP gateway (default: $PUSHER_URL, else ${DEFAULT_URL})
@@ -43,7 +46,7 @@ const CLIENT_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function parse<O extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: readonly string[], options: O, positionals: number) {
+function parse<O extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(args: readonly string[], options: O, positionals: number) {
   let parsed;
   try {
     parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: positionals > 0 });
@@ -146,6 +149,24 @@ async function stats(args: readonly string[]): Promise<void> {
   ].join('\n') + '\n');
 }
 
+async function token(args: readonly string[]): Promise<void> {
+  const { values } = parse(args, {
+    card: { type: 'string' }, app: { type: 'string' }, ttl: { type: 'string' }, secret: { type: 'string' }, 'private-key': { type: 'string' },
+    config: { type: 'string' }, set: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
+  }, 0);
+  if (values.help === true) return help();
+  let jwt: string;
+  try {
+    jwt = await mintToken({
+      card: values.card ?? '', app: values.app, ttl: values.ttl ?? '1h', secret: values.secret, privateKey: values['private-key'],
+      config: values.config, sets: values.set ?? [],
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  process.stdout.write(`${jwt}\n`);
+}
+
 function help(): void {
   process.stdout.write(`${USAGE}\n`);
 }
@@ -161,6 +182,8 @@ async function main(argv: readonly string[]): Promise<void> {
       return push(rest);
     case 'stats':
       return stats(rest);
+    case 'token':
+      return token(rest);
     case 'help':
     case '--help':
     case '-h':

@@ -1,8 +1,11 @@
 // The `pusher` command (bin/pusher.js): help, exit codes, errors on stderr;
-// start, push and stats against a real server.
+// start, push and stats against a real server; tokens it mints, joined with.
 
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, freePort, ROOT, startServer, until } from './helpers/server';
 
@@ -108,6 +111,49 @@ t.test('API keys on: --key and $PUSHER_API_KEY are sent; without one, 401 and ex
   t.match(refused.stderr, /^pusher: PUSH_ERR_UNAUTHORIZED: .*\(HTTP 401\)\n$/);
   await c.waitFrames(2);
   t.same(c.data(1), ['keyed'], 'only the keyed push arrived');
+});
+
+t.test('pusher token mints join tokens the server accepts (HS256 from flag, env or config; ES256 from a private key)', async (t) => {
+  const secret = 'cli-join-secret-0123456789abcdef0123456789';
+  const server = await startServer({ shards: 1, sets: [`auth.join_secret=${secret}`] });
+  t.teardown(() => server.stop());
+  const joinWith = async (card: string, token: string): Promise<string | number> => {
+    const c = await Client.open(server.wsUrl);
+    c.send({ event: 'join', data: { card_id: card, token } });
+    const reply = await Promise.race([c.waitFrames(1).then(() => c.frames[0]!), c.closed]);
+    await c.close();
+    return reply;
+  };
+  const mint = async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> => {
+    const r = await pusher(['token', ...args], { env });
+    t.equal(r.code, 0, `token ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  t.equal(await joinWith('dave', await mint(['--card', 'dave', '--secret', secret])), '{"type":1,"data":"ok"}', '--secret');
+  t.equal(await joinWith('dave', await mint(['--card', 'dave'], { PUSHER_JOIN_SECRET: secret })), '{"type":1,"data":"ok"}', '$PUSHER_JOIN_SECRET');
+  t.equal(await joinWith('dave', await mint(['--card', 'dave', '--set', `auth.join_secret=${secret}`])), '{"type":1,"data":"ok"}', 'the configuration\'s auth.join_secret');
+  t.not(await joinWith('erin', await mint(['--card', 'dave', '--secret', secret])), '{"type":1,"data":"ok"}', 'a token for another card is refused');
+  t.not(await joinWith('dave', await mint(['--card', 'dave', '--secret', `${secret}x`])), '{"type":1,"data":"ok"}', 'a token signed with another secret is refused');
+
+  const dir = mkdtempSync(join(tmpdir(), 'pusher-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  writeFileSync(join(dir, 'public.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+  writeFileSync(join(dir, 'private.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const es = await startServer({ shards: 1, sets: [`auth.join_key_file=${join(dir, 'public.pem')}`] });
+  t.teardown(() => es.stop());
+  const c = await Client.open(es.wsUrl);
+  t.teardown(() => c.close());
+  c.send({ event: 'join', data: { card_id: 'frank', app_id: 'web', token: await mint(['--card', 'frank', '--app', 'web', '--ttl', '5m', '--private-key', join(dir, 'private.pem')]) } });
+  await c.waitFrames(1);
+  t.equal(c.frames[0], '{"type":1,"data":"ok"}', 'ES256 with --private-key');
+
+  const none = await pusher(['token', '--card', 'x']);
+  t.equal(none.code, 2);
+  t.match(none.stderr, /^pusher: no secret: give --secret/);
+  const badTtl = await pusher(['token', '--card', 'x', '--secret', secret, '--ttl', 'soon']);
+  t.equal(badTtl.code, 2);
+  t.match(badTtl.stderr, /^pusher: --ttl must be a duration/);
 });
 
 t.test('pusher start runs the server until SIGTERM; a bad configuration exits 2', async (t) => {
