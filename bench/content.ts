@@ -26,6 +26,11 @@ const PREFIX = Buffer.from('{"type":1,"data":"');
 export const FRAME_LENGTH = PREFIX.length + CONTENT_LENGTH + 2;
 const ID_FRAME_LENGTH = FRAME_LENGTH + ID_LENGTH;
 
+/** A frame of `length` bytes, or `length` and a "\n" (gopusher ends its frames with one). */
+export function frameOf(frame: Buffer, length: number): boolean {
+  return frame.length === length || (frame.length === length + 1 && frame[length] === 0x0a);
+}
+
 /** Base36 digits at frame[from, from + n), or -1 when one is not a digit. */
 function base36(frame: Buffer, from: number, n: number): number {
   let v = 0;
@@ -45,12 +50,12 @@ function base36(frame: Buffer, from: number, n: number): number {
  * push (a join's "ok", an error). Reads the bytes in place: no allocation.
  */
 export function decodeStamp(frame: Buffer): number {
-  if ((frame.length !== FRAME_LENGTH && frame.length !== ID_FRAME_LENGTH) || frame[PREFIX.length - 1] !== 0x22 || frame[5] !== 0x65) return -1;
+  if ((!frameOf(frame, FRAME_LENGTH) && !frameOf(frame, ID_FRAME_LENGTH)) || frame[PREFIX.length - 1] !== 0x22 || frame[5] !== 0x65) return -1;
   return base36(frame, PREFIX.length, CONTENT_LENGTH);
 }
 
 /** The push id after the stamp (chaos), or -1 when the frame carries none. */
 export function decodeId(frame: Buffer): number {
-  if (frame.length !== ID_FRAME_LENGTH) return -1;
+  if (!frameOf(frame, ID_FRAME_LENGTH)) return -1;
   return base36(frame, PREFIX.length + CONTENT_LENGTH, ID_LENGTH);
 }

@@ -8,7 +8,7 @@
 
 import WebSocket from 'ws';
 import { Histogram } from './histogram';
-import { decodeId, decodeStamp, nowUs } from './content';
+import { decodeId, decodeStamp, frameOf, nowUs } from './content';
 import { Column, writeColumns } from './chaos-log';
 import type { HolderStart, HolderTick, HolderToParent, ParentToChild } from './messages';
 
@@ -25,6 +25,13 @@ const RETRY_DELAY_MS = 200;
 const REOPEN_MIN_MS = 100;
 const REOPEN_SPREAD_MS = 900;
 const RETRY_MAX_MS = 2_000;
+/**
+ * A join unanswered this long is sent again (gopusher ignores a join that
+ * arrives before it registered the connection); after JOIN_TRIES the
+ * connection is dropped and retried as a failed attempt.
+ */
+const JOIN_RETRY_MS = 1_000;
+const JOIN_TRIES = 5;
 
 /** A connection with the fixed-shape state the shared handlers need. */
 class BenchSocket extends WebSocket {
@@ -35,6 +42,9 @@ class BenchSocket extends WebSocket {
   reopen = false;
   /** Its row in the session columns once joined (recording), else -1. */
   session = -1;
+  /** When the last join was sent (0: not yet), and how many were. */
+  joinSentAt = 0;
+  joinTries = 0;
 }
 
 let cfg: HolderStart;
@@ -103,10 +113,26 @@ function open(slot: number, attempt: number, reopen = false): void {
 
 // ws calls handlers with `this` as the socket: shared handlers, no per-connection closures.
 function onOpen(this: WebSocket): void {
-  const index = cfg.first + (this as BenchSocket).index;
+  sendJoin(this as BenchSocket);
+}
+
+function sendJoin(ws: BenchSocket): void {
+  const index = cfg.first + ws.index;
   const app = appOf(index);
   const data = app === undefined ? { card_id: cardOf(index) } : { card_id: cardOf(index), app_id: app };
-  this.send(JSON.stringify({ event: 'join', data }));
+  ws.joinSentAt = Date.now();
+  ws.joinTries++;
+  ws.send(JSON.stringify({ event: 'join', data }));
+}
+
+/** Joins unanswered for JOIN_RETRY_MS are sent again; one timer for all connections. */
+function retryJoins(): void {
+  const now = Date.now();
+  for (const ws of sockets) {
+    if (ws === null || ws.joined || ws.joinSentAt === 0 || now - ws.joinSentAt < JOIN_RETRY_MS || ws.readyState !== WebSocket.OPEN) continue;
+    if (ws.joinTries >= JOIN_TRIES) ws.terminate();
+    else sendJoin(ws);
+  }
 }
 
 function onMessage(this: WebSocket, data: Buffer): void {
@@ -127,7 +153,7 @@ function onMessage(this: WebSocket, data: Buffer): void {
     }
     return;
   }
-  if (data.length === OK_FRAME_LENGTH) {
+  if (frameOf(data, OK_FRAME_LENGTH)) {
     ws.joined = true;
     joined++;
     if (recording) {
@@ -206,6 +232,7 @@ function stop(): void {
   if (stopping) return;
   stopping = true;
   clearInterval(timer);
+  clearInterval(joinTimer);
   if (errors.size > 0) process.stderr.write(`holder ${process.pid}: ${[...errors].join(' | ')}\n`);
   if (recording) writeColumns(cfg.recordFile!, { ...sessions, ...receipts });
   // Let the last tick reach the parent before the IPC channel goes.
@@ -216,6 +243,7 @@ function stop(): void {
 }
 
 const timer = setInterval(() => tick(), 1000);
+const joinTimer = setInterval(retryJoins, JOIN_RETRY_MS / 2);
 
 process.on('message', (msg: ParentToChild) => {
   if (msg.t === 'start') {

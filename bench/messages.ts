@@ -93,6 +93,8 @@ export interface SenderStart {
    * (null: don't).
    */
   recordFile: string | null;
+  /** Sent as Authorization: Bearer (HTTP) or the same metadata (gRPC); '' = none. */
+  apiKey: string;
 }
 
 export interface SenderTick {

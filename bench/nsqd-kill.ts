@@ -24,7 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Reader } from 'nsqjs';
 import { encodeMpub, NsqWriter } from '../src/queue/nsq-writer';
-import { ROOT, freePort } from './server-proc';
+import { ROOT } from './server-proc';
+import { freePort } from './ports';
 
 interface Opts {
   signal: NodeJS.Signals;

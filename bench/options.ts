@@ -1,9 +1,10 @@
 // Command line of `npm run bench -- <scenario> [options]`: parsing, the
 // defaults of each scenario (full and --quick), and the usage text.
 
+import { parseArgs } from 'node:util';
 import type { AppShare, PushPath } from './messages';
 
-export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos', 'cluster'] as const;
+export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos', 'cluster', 'joins'] as const;
 /** chaos: the faults, in the order they happen. */
 export const FAULTS = ['nsqd', 'shard', 'pusher'] as const;
 export type FaultKind = (typeof FAULTS)[number];
@@ -56,10 +57,14 @@ export interface Options {
   name: string;
   /** cluster: pusher nodes (processes) started side by side. */
   nodes: number;
+  /** Senders send it (and a started server requires it: auth.api_keys); '' = none. */
+  apiKey: string;
+  /** joins: tokens are signed with it (and a started server requires them: auth.join_secret); '' = unsigned joins. */
+  joinSecret: string;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [options]
-scenarios: connections | push | fanout | sustained | chaos | cluster   (see bench/README.md)
+scenarios: connections | push | fanout | sustained | chaos | cluster | joins   (see bench/README.md)
   --quick                 short smoke variant (< 1 minute)
   --connections N         WebSocket connections to hold
   --group-size K          connections per card_id
@@ -87,14 +92,19 @@ scenarios: connections | push | fanout | sustained | chaos | cluster   (see benc
   --nsqd-stop kill|planned  chaos: SIGKILL nsqd, or pause the channel + SIGTERM (default kill)
   --keep-records          chaos: keep the push and frame records (bench/chaos-log.ts) in a temporary dir
   --nodes N               cluster: pusher nodes (each its own process, NSQ channel, etcd registration)
-  --name NAME             result file name: bench/results/NAME.{json,svg}`;
+  --api-key KEY           senders send Authorization: Bearer KEY (gRPC: metadata); a started server gets auth.api_keys=KEY
+  --join-secret S         joins: signed join tokens (HS256, S at least 32 characters); a started server gets auth.join_secret=S
+  --name NAME             result file name: bench/results/NAME.{json,svg}
+  --help, -h              this text
+against another gopusher-compatible server (gopusher itself included):
+  npm run bench -- push --target http://host:8081,ws://host:8080/ws --connections 1000 --duration 20`;
 
 function defaults(scenario: Scenario, quick: boolean): Options {
   const o: Options = {
     scenario, quick, connections: 1000, groupSize: 1, rate: 0, duration: quick ? 8 : 20, count: 0, path: 'http', batch: 1,
     driver: 'memory', processes: 0, steps: [], senders: 1, senderConns: 8, inflight: 64, shards: 0, appMix: [], server: 'pusher',
     target: null, serverPid: null, nsqdPid: null, serverInspect: null, sets: [], nsqdArgs: [], serverCpuProf: false,
-    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '', nodes: 2,
+    faults: [...FAULTS], nsqdStop: 'kill', keepRecords: false, name: '', nodes: 2, apiKey: '', joinSecret: '',
   };
   switch (scenario) {
     case 'connections':
@@ -128,6 +138,12 @@ function defaults(scenario: Scenario, quick: boolean): Options {
       o.connections = quick ? 4000 : 10000;
       o.duration = quick ? 8 : 15;
       o.senders = 2;
+      break;
+    case 'joins':
+      // Each connection keeps `inflight` joins outstanding, alternating between two card_ids.
+      o.connections = quick ? 100 : 200;
+      o.inflight = 4;
+      o.duration = quick ? 5 : 10;
       break;
   }
   return o;
@@ -174,70 +190,108 @@ function appMix(v: string): AppShare[] {
   });
 }
 
-export function parseOptions(argv: readonly string[]): Options {
-  const scenario = argv[0] as Scenario;
-  if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario "${argv[0] ?? ''}"`);
-  const rest = argv.slice(1);
-  const o = defaults(scenario, rest.includes('--quick'));
-  let explicitBatch = false;
-  let explicitInflight = false;
-  let explicitConns = false;
-  for (let i = 0; i < rest.length; i++) {
-    const flag = rest[i]!;
-    const next = (): string | undefined => rest[++i];
-    switch (flag) {
-      case '--quick': break;
-      case '--connections': o.connections = int(flag, next(), 1); break;
-      case '--group-size': o.groupSize = int(flag, next(), 1); break;
-      case '--rate': o.rate = int(flag, next()); break;
-      case '--duration': o.duration = int(flag, next(), 1); break;
-      case '--count': o.count = int(flag, next()); break;
-      case '--batch': o.batch = int(flag, next(), 1); explicitBatch = true; break;
-      case '--processes': o.processes = int(flag, next(), 1); break;
-      case '--senders': o.senders = int(flag, next(), 1); break;
-      case '--sender-conns': o.senderConns = int(flag, next(), 1); explicitConns = true; break;
-      case '--inflight': o.inflight = int(flag, next(), 1); explicitInflight = true; break;
-      case '--shards': o.shards = int(flag, next(), 1); break;
-      case '--server-pid': o.serverPid = int(flag, next(), 1); break;
-      case '--nsqd-pid': o.nsqdPid = int(flag, next(), 1); break;
-      case '--server-inspect': o.serverInspect = next() ?? null; break;
-      case '--steps': o.steps = steps(next()); break;
-      case '--server-cpu-prof': o.serverCpuProf = true; break;
-      case '--path': {
-        const p = next() as PushPath;
-        if (!PATHS.includes(p)) throw new Error(`--path must be one of ${PATHS.join(', ')}`);
-        o.path = p;
-        break;
-      }
-      case '--driver': {
-        const d = next();
-        if (d !== 'memory' && d !== 'nsq') throw new Error('--driver must be memory or nsq');
-        o.driver = d;
-        break;
-      }
-      case '--server': {
-        const s = next();
-        if (s !== 'pusher' && s !== 'naive') throw new Error('--server must be pusher or naive');
-        o.server = s;
-        break;
-      }
-      case '--app-mix': o.appMix = appMix(next() ?? ''); break;
-      case '--faults': o.faults = faults(next()); break;
-      case '--keep-records': o.keepRecords = true; break;
-      case '--nsqd-stop': {
-        const v = next();
-        if (v !== 'kill' && v !== 'planned') throw new Error('--nsqd-stop must be kill or planned');
-        o.nsqdStop = v;
-        break;
-      }
-      case '--target': o.target = next() ?? null; break;
-      case '--set': o.sets.push(next() ?? ''); break;
-      case '--nsqd-arg': o.nsqdArgs.push(next() ?? ''); break;
-      case '--name': o.name = next() ?? ''; break;
-      case '--nodes': o.nodes = int(flag, next(), 1); break;
-      default: throw new Error(`unknown option "${flag}"`);
-    }
+/** Every flag; values are checked below. */
+const FLAGS = {
+  help: { type: 'boolean', short: 'h' },
+  quick: { type: 'boolean' },
+  connections: { type: 'string' },
+  'group-size': { type: 'string' },
+  rate: { type: 'string' },
+  duration: { type: 'string' },
+  count: { type: 'string' },
+  path: { type: 'string' },
+  batch: { type: 'string' },
+  driver: { type: 'string' },
+  processes: { type: 'string' },
+  senders: { type: 'string' },
+  'sender-conns': { type: 'string' },
+  inflight: { type: 'string' },
+  shards: { type: 'string' },
+  'app-mix': { type: 'string' },
+  server: { type: 'string' },
+  target: { type: 'string' },
+  'server-pid': { type: 'string' },
+  'nsqd-pid': { type: 'string' },
+  'server-inspect': { type: 'string' },
+  steps: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  'nsqd-arg': { type: 'string', multiple: true },
+  'server-cpu-prof': { type: 'boolean' },
+  faults: { type: 'string' },
+  'nsqd-stop': { type: 'string' },
+  'keep-records': { type: 'boolean' },
+  name: { type: 'string' },
+  nodes: { type: 'string' },
+  'api-key': { type: 'string' },
+  'join-secret': { type: 'string' },
+} as const;
+
+/** `--help` or `-h` anywhere: print the usage, whatever else is there. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+/**
+ * `--nsqd-arg --flag` as `--nsqd-arg=--flag`: parseArgs refuses a value that
+ * starts with a dash after a space, and an nsqd flag always does.
+ */
+function joinNsqdArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--nsqd-arg' && i + 1 < argv.length) out.push(`--nsqd-arg=${argv[++i]}`);
+    else out.push(argv[i]!);
   }
+  return out;
+}
+
+function oneOf<T extends string>(flag: string, v: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(v)) throw new Error(`--${flag} must be one of ${choices.join(', ')}`);
+  return v as T;
+}
+
+export function parseOptions(argv: readonly string[]): Options {
+  const { values: v, positionals } = parseArgs({ args: joinNsqdArgs(argv), options: FLAGS, strict: true, allowPositionals: true });
+  const scenario = positionals[0] as Scenario;
+  if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario "${positionals[0] ?? ''}"`);
+  if (positionals.length > 1) throw new Error(`unexpected argument "${positionals[1]}"`);
+  const o = defaults(scenario, v.quick === true);
+  const n = (flag: keyof typeof FLAGS, min = 0): number | undefined => {
+    const raw = v[flag];
+    return typeof raw === 'string' ? int(`--${flag}`, raw, min) : undefined;
+  };
+  o.connections = n('connections', 1) ?? o.connections;
+  o.groupSize = n('group-size', 1) ?? o.groupSize;
+  o.rate = n('rate') ?? o.rate;
+  o.duration = n('duration', 1) ?? o.duration;
+  o.count = n('count') ?? o.count;
+  o.batch = n('batch', 1) ?? o.batch;
+  o.processes = n('processes', 1) ?? o.processes;
+  o.senders = n('senders', 1) ?? o.senders;
+  o.senderConns = n('sender-conns', 1) ?? o.senderConns;
+  o.inflight = n('inflight', 1) ?? o.inflight;
+  o.shards = n('shards', 1) ?? o.shards;
+  o.serverPid = n('server-pid', 1) ?? o.serverPid;
+  o.nsqdPid = n('nsqd-pid', 1) ?? o.nsqdPid;
+  o.serverInspect = v['server-inspect'] ?? o.serverInspect;
+  if (v.steps !== undefined) o.steps = steps(v.steps);
+  o.serverCpuProf = v['server-cpu-prof'] === true;
+  if (v.path !== undefined) o.path = oneOf('path', v.path, PATHS);
+  if (v.driver !== undefined) o.driver = oneOf('driver', v.driver, ['memory', 'nsq'] as const);
+  if (v.server !== undefined) o.server = oneOf('server', v.server, ['pusher', 'naive'] as const);
+  if (v['app-mix'] !== undefined) o.appMix = appMix(v['app-mix']);
+  if (v.faults !== undefined) o.faults = faults(v.faults);
+  if (v['nsqd-stop'] !== undefined) o.nsqdStop = oneOf('nsqd-stop', v['nsqd-stop'], ['kill', 'planned'] as const);
+  o.keepRecords = v['keep-records'] === true;
+  o.target = v.target ?? o.target;
+  o.sets = v.set ?? [];
+  o.nsqdArgs = v['nsqd-arg'] ?? [];
+  o.name = v.name ?? o.name;
+  o.nodes = n('nodes', 1) ?? o.nodes;
+  o.apiKey = v['api-key'] ?? o.apiKey;
+  o.joinSecret = v['join-secret'] ?? o.joinSecret;
+  const explicitBatch = v.batch !== undefined;
+  const explicitInflight = v.inflight !== undefined;
+  const explicitConns = v['sender-conns'] !== undefined;
   // Batch paths carry 100 pushes per request / stream message unless told
   // otherwise, with a smaller window: 8 x 8 x 100 pushes in flight, enough to
   // keep the server busy without filling its queue (latency = backlog / rate).
@@ -259,7 +313,7 @@ export function parseOptions(argv: readonly string[]): Options {
   if (o.scenario === 'connections') {
     // --steps sets the connection count (its last step) unless --connections is given too.
     if (o.steps.length === 0) o.steps = evenSteps(o.connections, o.quick ? 4 : 6);
-    else if (rest.includes('--connections')) o.steps = [...o.steps.filter((n) => n < o.connections), o.connections];
+    else if (v.connections !== undefined) o.steps = [...o.steps.filter((n) => n < o.connections), o.connections];
     else o.connections = o.steps[o.steps.length - 1]!;
   }
   if (o.scenario === 'chaos') {
@@ -276,5 +330,11 @@ export function parseOptions(argv: readonly string[]): Options {
     if (Math.ceil(o.connections / o.nodes) > 19_500) throw new Error(`cluster: ${Math.ceil(o.connections / o.nodes)} connections per node is over 19,500 (the 20,000 open files of one process): add --nodes`);
   }
   if (o.groupSize > o.connections) o.groupSize = o.connections;
+  if (o.target === null) {
+    if (o.apiKey !== '') o.sets.push(`auth.api_keys=${o.apiKey}`);
+    if (o.joinSecret !== '') o.sets.push(`auth.join_secret=${o.joinSecret}`);
+    // A bench connection joins far more often than a client would.
+    if (o.scenario === 'joins') o.sets.push('server.max_joins_per_second=0');
+  }
   return o;
 }

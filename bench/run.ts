@@ -5,7 +5,7 @@
 
 import { join } from 'node:path';
 import { Fleet } from './fleet';
-import { parseOptions, USAGE, type Options, type Scenario } from './options';
+import { parseOptions, USAGE, wantsHelp, type Options, type Scenario } from './options';
 import { formatProfiles, summariseDir, type ThreadProfile } from './profile';
 import { machine, RESULTS_DIR, stamp, writeResult, type RunResult } from './results';
 import { externalServer, inspectorUrl, startNaive, startNsqd, startPusher, type Nsqd, type ServerHandle } from './server-proc';
@@ -15,9 +15,10 @@ import { push } from './scenarios/push';
 import { fanout } from './scenarios/fanout';
 import { sustained } from './scenarios/sustained';
 import { chaos } from './scenarios/chaos';
+import { joins } from './scenarios/joins';
 import { cluster, startCluster, type ClusterProcs } from './scenarios/cluster';
 
-const SCENARIO: Record<Exclude<Scenario, 'cluster'>, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, chaos };
+const SCENARIO: Record<Exclude<Scenario, 'cluster'>, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, chaos, joins };
 
 async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
   if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect));
@@ -34,9 +35,14 @@ async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | n
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (wantsHelp(argv)) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   let o: Options;
   try {
-    o = parseOptions(process.argv.slice(2));
+    o = parseOptions(argv);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     process.exit(2);

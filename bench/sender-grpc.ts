@@ -23,9 +23,9 @@ interface BatchReply {
 }
 type Callback<T> = (err: grpc.ServiceError | null, reply?: T) => void;
 interface RpcClient extends grpc.Client {
-  Push(req: PushReq, cb: Callback<{ code: number; message: string }>): grpc.ClientUnaryCall;
-  PushBatch(req: { pushes: PushReq[] }, cb: Callback<BatchReply>): grpc.ClientUnaryCall;
-  PushStream(cb: Callback<BatchReply>): grpc.ClientWritableStream<{ pushes: PushReq[] }>;
+  Push(req: PushReq, md: grpc.Metadata, cb: Callback<{ code: number; message: string }>): grpc.ClientUnaryCall;
+  PushBatch(req: { pushes: PushReq[] }, md: grpc.Metadata, cb: Callback<BatchReply>): grpc.ClientUnaryCall;
+  PushStream(md: grpc.Metadata, cb: Callback<BatchReply>): grpc.ClientWritableStream<{ pushes: PushReq[] }>;
 }
 
 function loadClient(): new (addr: string, creds: grpc.ChannelCredentials, opts: grpc.ClientOptions) => RpcClient {
@@ -61,7 +61,11 @@ export class GrpcTransport implements Transport {
   private readonly conns: Conn[];
   private next = 0;
 
-  constructor(addr: string, private readonly mode: Mode, conns: number, private readonly inflight: number, private readonly events: TransportEvents) {
+  /** The API key as call metadata (empty without one). */
+  private readonly md = new grpc.Metadata();
+
+  constructor(addr: string, private readonly mode: Mode, conns: number, private readonly inflight: number, private readonly events: TransportEvents, apiKey: string) {
+    if (apiKey !== '') this.md.set('authorization', `Bearer ${apiKey}`);
     const Client = loadClient();
     // A local subchannel pool gives each client its own HTTP/2 connection.
     const opts: grpc.ClientOptions = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_send_message_length': 64 << 20 };
@@ -94,8 +98,8 @@ export class GrpcTransport implements Transport {
         else this.events.ack(n, expected, tag);
         this.events.wake();
       };
-      if (this.mode === 'grpc') c.client.Push(toReq(pushes[0]!), done);
-      else c.client.PushBatch({ pushes: pushes.map(toReq) }, done);
+      if (this.mode === 'grpc') c.client.Push(toReq(pushes[0]!), this.md, done);
+      else c.client.PushBatch({ pushes: pushes.map(toReq) }, this.md, done);
       return;
     }
     throw new Error('GrpcTransport.send without room');
@@ -126,7 +130,7 @@ export class GrpcTransport implements Transport {
 
   private openStream(c: Conn, now: number): OpenStream {
     const s: OpenStream = { call: null as never, started: now, messages: 0, pushes: 0, expected: 0, blocked: false };
-    s.call = c.client.PushStream((err, reply) => {
+    s.call = c.client.PushStream(this.md, (err, reply) => {
       c.pending -= s.messages;
       this.events.wake();
       // A failed stream says how many of its pushes were accepted before the failure.

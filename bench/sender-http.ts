@@ -37,7 +37,7 @@ class Pipeline {
   /** performance.now() when it closed. */
   diedAt = 0;
 
-  constructor(host: string, port: number, readonly window: number, private readonly path: string, private readonly events: TransportEvents) {
+  constructor(host: string, port: number, readonly window: number, private readonly path: string, private readonly events: TransportEvents, private readonly auth: string) {
     this.pushes = new Float64Array(window);
     this.expected = new Float64Array(window);
     this.tags = new Float64Array(window);
@@ -53,7 +53,7 @@ class Pipeline {
     this.expected[slot] = expected;
     this.tags[slot] = tag;
     this.pending++;
-    this.out += `POST ${this.path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    this.out += `POST ${this.path} HTTP/1.1\r\nHost: bench\r\n${this.auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   }
 
   flush(): void {
@@ -113,10 +113,11 @@ export class HttpTransport implements Transport {
   private readonly open: () => Pipeline;
 
   /** `broadcast`: every request is one POST /broadcast (batch is then ignored). */
-  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, private readonly reconnect: boolean, events: TransportEvents, private readonly broadcast = false) {
+  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, private readonly reconnect: boolean, events: TransportEvents, apiKey: string, private readonly broadcast = false) {
     const { hostname, port } = new URL(url);
     const path = broadcast ? '/broadcast' : batch ? '/push/batch' : '/push';
-    this.open = () => new Pipeline(hostname, Number(port), inflight, path, events);
+    const auth = apiKey === '' ? '' : `Authorization: Bearer ${apiKey}\r\n`;
+    this.open = () => new Pipeline(hostname, Number(port), inflight, path, events, auth);
     this.conns = Array.from({ length: conns }, this.open);
   }
 

@@ -175,8 +175,8 @@ process.on('message', (msg: ParentToChild) => {
     groups = Math.ceil(cfg.connections / cfg.groupSize);
     recording = cfg.recordFile !== null;
     transport = cfg.path === 'http' || cfg.path === 'http-batch' || cfg.path === 'http-broadcast'
-      ? new HttpTransport(cfg.httpUrl, cfg.path === 'http-batch', cfg.conns, cfg.inflight, cfg.reconnect, events, cfg.path === 'http-broadcast')
-      : new GrpcTransport(cfg.grpcAddr, cfg.path, cfg.conns, cfg.inflight, events);
+      ? new HttpTransport(cfg.httpUrl, cfg.path === 'http-batch', cfg.conns, cfg.inflight, cfg.reconnect, events, cfg.apiKey, cfg.path === 'http-broadcast')
+      : new GrpcTransport(cfg.grpcAddr, cfg.path, cfg.conns, cfg.inflight, events, cfg.apiKey);
     t0 = performance.now();
     deadline = t0 + cfg.durationMs;
     pump();

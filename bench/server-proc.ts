@@ -5,44 +5,14 @@
 // data dir) under a running bench: the chaos scenario does.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { freePort } from './ports';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const ROOT = join(__dirname, '..', '..');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
-
-/** Ports this process handed out: a port is never given twice, even before its user binds it. */
-const handedOut = new Set<number>();
-
-/**
- * A port nobody listens on now, picked at random below the kernel's ephemeral
- * range: ports from listen(0) come from that range, where the kernel also
- * takes the source ports of outgoing connections (thousands here) and the
- * inspector's port 0, so one could be taken again before its server binds it,
- * or while a process the bench restarts (chaos) is down.
- */
-export async function freePort(): Promise<number> {
-  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-  const top = Math.min(low ?? 32768, 65536);
-  for (;;) {
-    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
-    if (!handedOut.has(port) && await canBind(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-}
-
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
-  });
-}
 
 /** A process the bench stops and starts again under a running scenario (chaos). */
 export interface Restartable {

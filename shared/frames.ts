@@ -12,7 +12,8 @@
 // settles it) only when every shard it sent a batch to acknowledged it.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { LogLevel } from './log';
+import type { LogFormat, LogLevel } from './log';
+import type { JoinAuth } from './join-token';
 
 /** Tags of the hot-path frames between workers (numbers: cheap to compare). */
 export const F_DELIVER = 1;
@@ -43,6 +44,12 @@ export interface Payloads {
    */
   readonly offs: Uint32Array;
   readonly msgs: Uint32Array;
+  /**
+   * The sampled pushes among the payloads, for the latency histogram (1 in
+   * metrics.latency_sample): pairs of payload index and accept time (epoch
+   * ms, fractional), or null when the batch has none.
+   */
+  readonly samples: Float64Array | null;
 }
 
 /** Processor -> owner shard: the task's deliveries to groups this shard owns. */
@@ -161,6 +168,17 @@ export type ProcessorFrame = DeliverBatch | SkipFrame | ReplayEnd;
 export type PeerFrame = ForwardBatch | ForwardAck | MembersUpdate | MembersAck;
 
 /** What the main thread hands a shard at start (workerData). */
+/** What a shard admits (workers/shard/admission.ts) and how fast a connection may join. */
+export interface ShardLimits {
+  readonly maxConnections: number;
+  /** 0 = addresses are not counted. */
+  readonly maxPerAddress: number;
+  readonly allowedOrigins: readonly string[];
+  readonly trustedProxies: readonly string[];
+  /** Joins per connection per second; 0 = no limit. */
+  readonly joinRate: number;
+}
+
 export interface ShardInit {
   readonly index: number;
   readonly shards: number;
@@ -171,6 +189,16 @@ export interface ShardInit {
   readonly maxBackpressure: number;
   readonly maxIdLength: number;
   readonly logLevel: LogLevel;
+  /** Connection counts of every shard, by address (shared/conn-counters.ts). */
+  readonly connCounters: SharedArrayBuffer;
+  readonly limits: ShardLimits;
+  /** null: joins are not signed. */
+  readonly joinAuth: JoinAuth | null;
+  /** null: plain ws://. File names: uWS reads them. */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly logFormat: LogFormat;
+  /** This shard's counters (shared/counters.ts); the same buffer across restarts. */
+  readonly counters: SharedArrayBuffer;
   /** Sequence number of the first task this shard delivers in order. */
   readonly firstSeq: number;
   /** Processor slots attached at spawn: each re-sends what this shard needs, then ReplayEnd. */
@@ -193,7 +221,6 @@ export interface HistoryLimits {
 
 /** Questions the main thread asks a shard, and the type of each answer. */
 export interface ShardQueries {
-  stats: { q: 'stats'; a: ShardStats };
   online: { q: 'online'; card: string; a: boolean };
   group: { q: 'group'; card: string; a: number };
 }
@@ -202,20 +229,6 @@ export type ShardQueryKind = keyof ShardQueries;
 /** Distributes over K, so a union of kinds is a union of query shapes. */
 export type ShardQuery<K extends ShardQueryKind = ShardQueryKind> = K extends ShardQueryKind ? Omit<ShardQueries[K], 'a'> : never;
 export type ShardAnswer<K extends ShardQueryKind> = ShardQueries[K]['a'];
-
-export interface ShardStats {
-  readonly clients: number;
-  /** Groups this shard owns (whole-process group count = sum over shards). */
-  readonly groups: number;
-  /** Groups with members on this shard. */
-  readonly localGroups: number;
-  readonly delivered: number;
-  readonly undelivered: number;
-  readonly dropped: number;
-  /** Cards this shard keeps a history for, and the payload text kept (characters). */
-  readonly historyCards: number;
-  readonly historyBytes: number;
-}
 
 export type MainToShard =
   | { readonly t: 'attach'; readonly kind: 'shard' | 'processor'; readonly peer: number; readonly port: MessagePort }
@@ -252,25 +265,10 @@ export type MainToProcessor =
   | { readonly t: 'consume'; readonly options: ConsumeOptions }
   /** Stop taking messages; answer 'stopped' once every batch in hand was settled (or the deadline passed). */
   | { readonly t: 'stop'; readonly deadline: number }
-  | { readonly t: 'stats'; readonly id: number }
   /** Debug hook (debug.crash_route): a real uncaught exception in this thread. */
   | { readonly t: 'crash' };
 
-export interface ConsumerStats {
-  readonly messages: number;
-  readonly batches: number;
-  readonly routed: number;
-  readonly undecodable: number;
-  readonly requeued: number;
-  /** Messages received and not finished yet. */
-  readonly inFlight: number;
-  /** This thread's Reader has a live nsqd connection. */
-  readonly connected: boolean;
-}
-
-export type ProcessorToMain =
-  | { readonly t: 'stopped'; readonly unsettled: number }
-  | { readonly t: 'stats'; readonly id: number; readonly stats: ConsumerStats };
+export type ProcessorToMain = { readonly t: 'stopped'; readonly unsettled: number };
 
 /** Processor -> main at start, through Piscina's 'message' event. */
 export interface ProcessorHello {
@@ -282,7 +280,12 @@ export interface ProcessorHello {
 export interface ProcessorInit {
   readonly shards: number;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   readonly seqBuffer: SharedArrayBuffer;
+  /** Counter regions, one per slot (shared/counters.ts); a thread writes the region of its slot. */
+  readonly counters: SharedArrayBuffer;
+  /** NSQ: sample the latency of 1 message in this many (metrics.latency_sample; 0 = none). */
+  readonly latencySample: number;
   readonly batchSize: number;
   /** How long a task waits for a shard that is restarting before it fails (and its messages are retried). */
   readonly shardWaitMs: number;
@@ -294,4 +297,6 @@ export interface ProcessTask {
   readonly seq: number;
   readonly buf: ArrayBuffer;
   readonly ends: Uint32Array;
+  /** Sampled messages: pairs of message index and accept time (epoch ms), or null. */
+  readonly samples: Float64Array | null;
 }

@@ -22,6 +22,12 @@ import { MemoryQueue } from './queue/memory';
 import type { NsqQueue } from './queue/nsq';
 import { Cluster } from './cluster/cluster';
 import { isWildcard, joinHostPort, parseHostPort } from './config/schema';
+import type { Secrets } from './secrets';
+import { RateLimit } from './api/rate-limit';
+import type { QueueStats } from './queue/queue';
+import { Metrics } from './ops/metrics';
+import { readiness, type ReadinessCheck } from './ops/health';
+import { VERSION } from './version';
 
 export class Server {
   readonly shards: ShardHost;
@@ -32,23 +38,78 @@ export class Server {
   readonly grpc: GrpcServer | null;
   /** Cluster mode (etcd.enable), or null. */
   readonly cluster: Cluster | null;
+  readonly rateLimit: RateLimit;
+  readonly metrics: Metrics;
+  /** What /readyz checks. */
+  private readonly readinessChecks: ReadinessCheck[];
   private closing = false;
   /** Ends the NSQ warm-up early only when the server closes. */
   private readonly warmup = new IdleWaiter(() => this.closing);
 
-  constructor(readonly config: Config, private readonly log: Logger) {
+  constructor(readonly config: Config, private readonly log: Logger, readonly secrets: Secrets) {
     const seqs = new SeqState(SeqState.create());
     const mesh = new Mesh(config.server.shards, () => this.processors.firstSeq());
-    this.shards = new ShardHost(config, mesh, log);
+    this.shards = new ShardHost(config, mesh, log, secrets);
     this.queue = createQueue(config, log);
     this.processors = new ProcessorPool(config, mesh, seqs, log);
-    this.cluster = config.etcd.enable ? new Cluster(config, log) : null;
-    this.push = new PushService(config, this.queue, this.shards.queries, this.processors.size, this.cluster?.queries ?? null);
+    this.cluster = config.etcd.enable
+      ? new Cluster(config, log, { authorization: () => secrets.apiKeys.outgoing, tls: secrets.tls !== null })
+      : null;
+    this.push = new PushService(config, this.queue, this.shards.queries, () => this.shards.stats(), this.processors.size, this.cluster?.queries ?? null);
+    this.rateLimit = new RateLimit(config.gateway.rate_limit);
+    const security = { apiKeys: secrets.apiKeys, rateLimit: this.rateLimit, tls: secrets.tls };
     this.gateway = new Gateway(config, this.push, {
       stats: () => this.stats(),
+      metrics: async () => ({ text: await this.metrics.text(), type: this.metrics.contentType }),
+      readiness: () => readiness(this.readinessChecks),
       crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
-    }, log);
-    this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log) : null;
+    }, log, security);
+    this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log, { ...security, maxMessage: config.grpc.max_message, maxBatch: config.push.max_batch }) : null;
+    this.metrics = new Metrics({
+      version: VERSION,
+      driver: config.queue.driver,
+      shardCounters: () => this.shards.counters(),
+      shardUp: (i) => this.shards.notReady(i) === null,
+      shardRestarts: () => this.shards.restarts(),
+      processorRegions: () => this.processors.regionCounters(),
+      processorThreads: () => this.processors.threadStates(),
+      queue: () => ({ ...this.queue.stats(), inFlight: this.queueStats().inFlight }),
+      httpErrors: this.gateway.errors,
+      grpcErrors: this.grpc?.errors ?? new Map(),
+    });
+    const cluster = this.cluster;
+    this.readinessChecks = [
+      { name: 'server', check: () => (this.closing ? 'shutting down' : null) },
+      { name: 'shards', check: () => this.shardsNotReady() },
+      { name: 'queue', check: () => this.queueNotReady() },
+      ...(cluster !== null ? [{ name: 'etcd', check: () => cluster.notReady() }] : []),
+    ];
+  }
+
+  private shardsNotReady(): string | null {
+    const now = Date.now();
+    const down: string[] = [];
+    for (let i = 0; i < this.shards.count; i++) {
+      const why = this.shards.notReady(i, now);
+      if (why !== null) down.push(`shard ${i} ${why}`);
+    }
+    return down.length === 0 ? null : down.join('; ');
+  }
+
+  private queueNotReady(): string | null {
+    const q = this.queue.stats();
+    if (!q.connected) return q.driver === 'nsq' ? 'no connection to nsqd for publishing' : 'closed';
+    if (!this.processors.consumingNsq) return null;
+    const { live, connected } = this.processors.threadStates();
+    return connected === live && live > 0 ? null : `${connected} of ${live} processor threads consume from nsqd`;
+  }
+
+  /** The queue's numbers; with NSQ, in flight and connected as the processors see them too. */
+  private queueStats(): QueueStats {
+    const queue = this.queue.stats();
+    if (queue.driver !== 'nsq') return queue;
+    const processors = this.processors.stats();
+    return { ...queue, inFlight: processors.inFlight, connected: queue.connected && processors.connected };
   }
 
   async start(): Promise<void> {
@@ -94,7 +155,7 @@ export class Server {
     const q = this.config.queue;
     await this.warmup.wait(q.warmup * 1000);
     if (this.closing) return;
-    const clients = (await this.shards.queries.stats()).reduce((n, s) => n + s.clients, 0);
+    const clients = this.shards.stats().reduce((n, s) => n + s.clients, 0);
     this.log.info('consuming from nsqd', { topic: q.topic, channel: q.channel, warmupS: q.warmup, clients });
     this.processors.consume({
       topic: q.topic, channel: q.channel, nsqdTcp: q.nsqd_tcp, lookupdHttp: q.lookupd_http, outputBufferTimeout: q.output_buffer_timeout,
@@ -102,14 +163,7 @@ export class Server {
   }
 
   async stats(): Promise<unknown> {
-    const [shards, processors] = await Promise.all([this.shards.queries.stats(), this.processors.stats()]);
-    const queue = this.queue.stats();
-    return {
-      shards,
-      restarts: this.shards.restarts(),
-      queue: queue.driver === 'nsq' ? { ...queue, inFlight: processors.inFlight, connected: queue.connected && processors.connected } : queue,
-      processors,
-    };
+    return { shards: this.shards.stats(), restarts: this.shards.restarts(), queue: this.queueStats(), processors: this.processors.stats() };
   }
 
   /** Graceful shutdown; safe to call twice (the second call waits for the first). */
@@ -127,6 +181,7 @@ export class Server {
     await this.queue.close();
     await this.gateway.close();
     await this.processors.close();
+    this.rateLimit.close();
     this.log.info('stopped');
   });
 

@@ -254,7 +254,7 @@ t.test('a cluster behind nginx, through its life', async (t) => {
     t.equal(warnings.length, 1, `one warning for the outage:\n${warnings.join('\n')}`);
     t.match(a.output(), /etcd reachable again downMs=\d+/);
     const before = clients.get('card-0')!.frames.length;
-    await postJson(`${a.http}/push`, { to: ['card-0'], content: 'still serving' });
+    t.same((await postJson(`${a.http}/push`, { to: ['card-0'], content: 'still serving' })).body, { code: 0, message: 'ok' });
     await clients.get('card-0')!.waitFrames(before + 1);
     t.equal(clients.get('card-0')!.data().at(-1), 'still serving');
   });
@@ -273,12 +273,39 @@ t.test('etcd unreachable at start-up: the node serves, warns once, registers whe
   t.same((await getJson(`${node.http}/group?cardID=early`)).body, { clientNum: 1, nodes: 1, nodesAnswered: 1 }, 'answers for the one node it knows');
   // Registration retries once a second: let a few retries fail.
   await until(async () => node.output().includes('PUSH_ERR_ETCD_UNAVAILABLE'), 'the warning');
+  const unready = await getJson(`${node.http}/readyz`);
+  t.equal(unready.status, 503, 'not ready while it is not in etcd (nginx would not route to it anyway)');
+  t.equal(unready.body.checks?.etcd, 'not registered in etcd');
   await new Promise((r) => setTimeout(r, 2_500));
   await etcd.start();
   await until(async () => (await etcd.get(`${PREFIX}${address(node)}`)) !== null, 'registered once etcd came');
+  await until(async () => (await getJson(`${node.http}/readyz`)).status === 200, 'ready once registered');
   t.equal(node.output().split('PUSH_ERR_ETCD_UNAVAILABLE').length - 1, 1, 'one warning for the whole outage');
   t.equal(node.proc.exitCode, null, 'still running');
   await client.close();
   t.equal(await node.stop('SIGTERM'), 0);
   t.equal(await etcd.get(`${PREFIX}${address(node)}`), null, 'revoked on shutdown');
+});
+
+t.test('API keys on: the nodes ask each other with their shared key', async (t) => {
+  const etcd = await Etcd.create(t);
+  const key = 'cluster-shared-key-0123456789';
+  const sets = (): string[] => [
+    'processor.threads=1', 'etcd.enable=true', `etcd.endpoints=127.0.0.1:${etcd.clientPort}`, `etcd.ttl=${TTL_S}`, 'etcd.query_timeout=2000',
+    `auth.api_keys=${key}`,
+  ];
+  const nodes = await Promise.all([0, 1].map(() => startServer({ shards: 1, sets: sets() })));
+  for (const n of nodes) t.teardown(() => n.stop('SIGKILL'));
+  const client = await Client.open(nodes[1]!.wsUrl);
+  await client.join('far');
+  const ask = async (path: string, auth: string | null): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${nodes[0]!.http}${path}`, { headers: auth === null ? {} : { authorization: `Bearer ${auth}` } });
+    return { status: res.status, body: await res.json() };
+  };
+  await until(async () => (await ask('/system', key)).body.nodes === 2, 'the nodes found each other');
+  t.same((await ask('/group?cardID=far', key)).body, { clientNum: 1, nodes: 2, nodesAnswered: 2 }, 'the other node answered this node\'s key');
+  t.same((await ask('/isOnline?cardID=far', key)).body, { result: 'yes', nodes: 2, nodesAnswered: 2 });
+  t.equal((await ask('/group?cardID=far', null)).status, 401, 'a caller without the key is still refused');
+  t.equal((await ask('/group?cardID=far', 'wrong')).status, 401);
+  await client.close();
 });

@@ -162,7 +162,9 @@ t.test('processor threads crash under load, one of them together with a shard: n
   t.same((await postJson(`${server.http}/debug/crash?processor=0`, {})).body, { crashed: true });
   await stream.acceptedAtLeast(stream.accepted.size + 500);
   // Both faults at once: the restarted shard must not wait for numbers the dead processor handled.
-  await Promise.all([postJson(`${server.http}/debug/crash?processor=1`, {}), postJson(`${server.http}/debug/crash?shard=0`, {})]);
+  // Piscina starts processor 0's replacement in the background: until it runs there is no second thread to crash (answered false).
+  await until(async () => (await postJson(`${server.http}/debug/crash?processor=1`, {})).body.crashed === true, 'a second processor thread to crash');
+  t.same((await postJson(`${server.http}/debug/crash?shard=0`, {})).body, { crashed: true });
   await until(async () => (await stats(server)).restarts[0] === 1, 'shard 0 restarted');
   await stream.acceptedAtLeast(stream.accepted.size + 1_000);
   await stream.stop();

@@ -8,6 +8,8 @@ import * as protobuf from 'protobufjs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { PushService } from '../src/api/push-service';
+import { ApiKeys } from '../src/api/api-keys';
+import { RateLimit } from '../src/api/rate-limit';
 import { GrpcServer } from '../src/api/grpc';
 import { createLogger } from '../shared/log';
 import { Client, freePort, getJson, occupyPort, ROOT, startServer, type Running, type StartOptions } from './helpers/server';
@@ -194,17 +196,19 @@ t.test('validation errors are INVALID_ARGUMENT', async (t) => {
   }
 });
 
-t.test('a full queue is UNAVAILABLE', async (t) => {
+t.test('a batch larger than the queue can ever hold is INVALID_ARGUMENT, not "retry later"', async (t) => {
   const { rpc } = await setup(t, { sets: ['queue.capacity=1'] });
   const two = [{ to: ['c1'], content: 'a' }, { to: ['c1'], content: 'b' }];
-  await rejectsWith(t, unary(rpc, 'PushBatch', { pushes: two }), grpc.status.UNAVAILABLE, 'PUSH_ERR_QUEUE_FULL');
-  await rejectsWith(t, pushStream(rpc, [two]), grpc.status.UNAVAILABLE, 'PUSH_ERR_QUEUE_FULL');
+  await rejectsWith(t, unary(rpc, 'PushBatch', { pushes: two }), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_BATCH_TOO_LARGE');
+  await rejectsWith(t, pushStream(rpc, [two]), grpc.status.INVALID_ARGUMENT, 'PUSH_ERR_BATCH_TOO_LARGE');
 });
 
 t.test('GrpcServer: a failed bind rejects with PUSH_ERR_PORT_IN_USE; close() is safe twice', async (t) => {
   const port = await freePort();
   t.teardown(await occupyPort(port));
-  const server = new GrpcServer({ host: '127.0.0.1', port }, {} as PushService, createLogger('test', 'silent'));
+  const server = new GrpcServer({ host: '127.0.0.1', port }, {} as PushService, createLogger('test', 'silent'), {
+    apiKeys: new ApiKeys([], ''), rateLimit: new RateLimit(0), tls: null, maxMessage: 4 << 20, maxBatch: 10,
+  });
   await t.rejects(server.start(), { name: 'StartupError', code: 'PUSH_ERR_PORT_IN_USE' });
   await server.close();
   await server.close();

@@ -1,7 +1,8 @@
 // The delivery promise with queue.driver = nsq, under load and faults: a shard
 // crash, pusher itself restarted while pushes keep arriving, nsqd killed with
 // SIGKILL. Every push nsqd acknowledged reaches every member that is connected
-// when it is delivered (at least once).
+// when it is delivered (at least once), but for what a killed nsqd had in
+// flight to us and we never received (bounded: see that test).
 
 import t from 'tap';
 import { join } from 'node:path';
@@ -118,10 +119,16 @@ t.test('nsq: pusher restarted while pushes keep coming: the backlog waits for th
   t.equal(Number(line?.[1]), 8, 'consuming started after the warm-up, with the 8 clients back');
 });
 
-t.test('nsq: nsqd killed with SIGKILL while a backlog waits in it (recommended flags): no acknowledged push is lost', async (t) => {
+// What nsqd keeps when it is killed (README, "What survives nsqd going away"):
+// every acknowledged message it had not yet handed to a consumer; of those it
+// had (in flight), the ones the consumer never received are gone, at most the
+// consumer's RDY (queue.max_in_flight). Everything else must arrive.
+const KILL_IN_FLIGHT = 300;
+
+t.test('nsq: nsqd killed with SIGKILL while a backlog waits in it (recommended flags): only what nsqd had in flight to us may be lost', async (t) => {
   const nsqd = await Nsqd.create(t);
   // One processor: batches arrive faster than it consumes, so a backlog waits in nsqd when it dies.
-  const server = await startServer({ shards: 2, sets: [...nsqSets(nsqd, 'sigkill'), 'processor.threads=1'] });
+  const server = await startServer({ shards: 2, sets: [...nsqSets(nsqd, 'sigkill'), 'processor.threads=1', `queue.max_in_flight=${KILL_IN_FLIGHT}`] });
   t.teardown(() => server.stop());
   const cards = ['k0', 'k1', 'k2', 'k3'];
   const clients = await Promise.all(cards.map(() => Client.open(server.wsUrl)));
@@ -132,11 +139,14 @@ t.test('nsq: nsqd killed with SIGKILL while a backlog waits in it (recommended f
   const stream = new PushStream(server, cards, 4, 200);
   await stream.acceptedAtLeast(20_000);
   await nsqd.stop('SIGKILL');
+  const beforeKill = new Set(stream.accepted.keys());
   await stream.rejectedAtLeast(10);
   await nsqd.start();
   await until(async () => (await stats(server)).queue.connected === true, 'the queue reconnects', 15_000);
   await stream.acceptedAtLeast(stream.accepted.size + 2_000);
   await stream.stop();
   const members = new Map(clients.map((c, i) => [c, cards[i]!]));
-  t.same(await missingPushes(stream.accepted, members, 30_000), [], `all ${stream.accepted.size} acknowledged pushes were delivered`);
+  const lost = new Set((await missingPushes(stream.accepted, members, 30_000)).map((m) => m.slice(m.indexOf(':') + 1)));
+  t.ok(lost.size <= KILL_IN_FLIGHT, `${lost.size} of ${stream.accepted.size} acknowledged pushes lost: at most the ${KILL_IN_FLIGHT} nsqd may have had in flight`);
+  t.same([...lost].filter((p) => !beforeKill.has(p)), [], 'every push acknowledged after the kill was delivered');
 });

@@ -1,5 +1,6 @@
 // The embedded queue is bounded: when full, a push gets 503
-// PUSH_ERR_QUEUE_FULL (refused before its body is parsed), every push that
+// PUSH_ERR_QUEUE_FULL (refused before its body is parsed; a batch that could
+// never fit gets 400 PUSH_ERR_BATCH_TOO_LARGE instead), every push that
 // got 200 is delivered, and pushes are accepted again once it drains.
 
 import t from 'tap';
@@ -12,9 +13,9 @@ t.test('a full embedded queue answers 503 and loses nothing it accepted', async 
   await c.join('burst');
 
   const batch = await postJson(`${server.http}/push/batch`, { pushes: [1, 2, 3].map((i) => ({ to: ['burst'], content: `b${i}` })) });
-  t.equal(batch.status, 503, 'a batch larger than the queue is refused whole');
-  t.equal(batch.body.error, 'PUSH_ERR_QUEUE_FULL');
-  t.equal(batch.body.code, 14, 'gRPC UNAVAILABLE in "code"');
+  t.equal(batch.status, 400, 'a batch larger than the queue is refused whole, and not as "retry later"');
+  t.equal(batch.body.error, 'PUSH_ERR_BATCH_TOO_LARGE');
+  t.equal(batch.body.code, 3, 'gRPC INVALID_ARGUMENT in "code"');
 
   // 100 pushes at once against room for 2: some must be refused.
   const results = await Promise.all(Array.from({ length: 100 }, (_, i) => postJson(`${server.http}/push`, { to: ['burst'], content: `p${i}` })));

@@ -8,6 +8,7 @@ import { Delivery } from '../workers/shard/delivery';
 import { OwnerBatch } from '../workers/processor/owner-batch';
 import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardBatch, type Payloads, type PeerFrame } from '../shared/frames';
 import { renderPush } from '../shared/payload';
+import { S_DELIVERED, S_DROPPED, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED, shardCounters } from '../shared/counters';
 import { FakeSocket } from './helpers/fake-socket';
 import { link, type Link, type Teardown } from './helpers/ports';
 import { attachPeer, cardOf, makeRegistry, update } from './helpers/shard-wiring';
@@ -27,7 +28,7 @@ interface Shard {
 
 function shard(t: Teardown, index: number, shards: number): Shard {
   const { reg, history } = makeRegistry(index, shards);
-  const delivery = new Delivery(reg, history, () => 0);
+  const delivery = new Delivery(reg, shardCounters(), history, () => 0);
   const peers: (Link<PeerFrame> | undefined)[] = [];
   for (let s = 0; s < shards; s++) {
     if (s === index) {
@@ -49,6 +50,12 @@ function build(seq: number, messages: [string, string, ...string[]][]): DeliverB
     for (const card of cards) b.add(card, payload, app);
   }
   return b.build(seq);
+}
+
+/** The delivery counters of a shard's buffer. */
+function counts(d: Delivery): { delivered: number; undelivered: number; dropped: number } {
+  const c = d.counters;
+  return { delivered: c[S_DELIVERED]!, undelivered: c[S_UNDELIVERED]!, dropped: c[S_DROPPED]! };
 }
 
 function join(reg: Registry, card: string, app = ''): FakeSocket {
@@ -97,7 +104,7 @@ t.test('local delivery: one corked write per socket for several payloads, app fi
   t.same(y.sent, [P0, P2], 'app y');
   t.same(y.corks, [[P0, P2]]);
   t.equal(all.binary + x.binary + y.binary, 0, 'text frames');
-  t.same(sh.delivery.counters, { delivered: 5, undelivered: 1, dropped: 0 }, 'the delivery to a group with no member anywhere is undelivered');
+  t.same(counts(sh.delivery), { delivered: 5, undelivered: 1, dropped: 0 }, 'the delivery to a group with no member anywhere is undelivered');
   t.same(await sh.proc.fromCode(), [{ t: F_ACK, seq: 3 }], 'acknowledged to the processor at once (nothing forwarded)');
 });
 
@@ -110,7 +117,37 @@ t.test('a single payload for a socket is written without cork; dropped sends are
   sh.delivery.deliver(build(0, [[P0, '', a]]), sh.proc.near);
   t.same(s.sent, [P0]);
   t.same(s.corks, [], 'not corked');
-  t.same(sh.delivery.counters, { delivered: 1, undelivered: 0, dropped: 1 });
+  t.same(counts(sh.delivery), { delivered: 1, undelivered: 0, dropped: 1 });
+  sh.delivery.deliver(build(1, [[P1, '', a]]), sh.proc.near);
+  t.same(counts(sh.delivery), { delivered: 2, undelivered: 0, dropped: 2 });
+  t.equal(sh.delivery.counters[S_SLOW_CLOSED], 1, 'the slow client is counted once, however many frames it dropped');
+});
+
+t.test('sampled pushes: the latency of each payload written here is observed once', async (t) => {
+  const sh = shard(t, 0, 1);
+  const a = cardOf(0, 1, 'a');
+  const nobody = cardOf(0, 1, 'nobody');
+  join(sh.reg, a);
+  join(sh.reg, a);
+  const at = performance.timeOrigin + performance.now() - 3_000;
+  const b = new OwnerBatch();
+  b.nextMessage();
+  b.add(a, P0, '');
+  b.sample(at);
+  b.nextMessage();
+  b.add(nobody, P1, '');
+  b.sample(at);
+  b.nextMessage();
+  b.add(a, P2, '');
+  const batch = b.build(0);
+  t.same([...batch.samples!], [0, at, 1, at], 'the batch carries payload index and accept time of each sampled message');
+  sh.delivery.deliver(batch, sh.proc.near);
+  const c = sh.delivery.counters;
+  const { at: first, bounds } = S_LATENCY;
+  t.equal(c[first + bounds.length + 2], 1, 'one observation: the payload written to two sockets, not the one with no member');
+  t.ok(c[first + bounds.length + 1]! >= 3, 'its sum is at least the 3 s since acceptance');
+  const below = bounds.findIndex((le) => le >= 3);
+  t.equal([...c.subarray(first, first + below)].reduce((x, y) => x + y, 0), 0, 'no bucket below 3 s holds it');
 });
 
 t.test('the owner forwards to the peers holding members and acks only when they all acked', async (t) => {
@@ -138,7 +175,7 @@ t.test('the owner forwards to the peers holding members and acks only when they 
   t.same(f2[0]!.cards, [a, b]);
   t.same(byCard(f2[0]!), { [a]: [P0, P1], [b]: [P0, P2] });
   t.same(f2[0]!.apps, ['', '', 'y'], 'apps travel with the payloads');
-  t.same(sh.delivery.counters.undelivered, 0, 'groups with remote members are not undelivered');
+  t.same(counts(sh.delivery).undelivered, 0, 'groups with remote members are not undelivered');
 
   t.same(await sh.proc.fromCode(), [], 'not acknowledged before the forwards');
   p2.far.postMessage({ t: F_FORWARD_ACK, id: f2[0]!.id });
@@ -195,7 +232,7 @@ t.test('forwarded(): a member shard delivers to its members and acks the owner',
   await p0.toCode();
   t.same(m.corks, [[P0, P1]], 'its payloads, app-filtered, in one cork');
   t.same(await p0.fromCode(), [{ t: F_FORWARD_ACK, id: 17 }], 'acknowledged on the owner port');
-  t.same(sh.delivery.counters, { delivered: 2, undelivered: 0, dropped: 0 }, 'a forward counts no undelivered (not the owner)');
+  t.same(counts(sh.delivery), { delivered: 2, undelivered: 0, dropped: 0 }, 'a forward counts no undelivered (not the owner)');
   t.same(await sh.proc.fromCode(), [], 'no processor ack for a forward');
 });
 
@@ -204,7 +241,7 @@ t.test('two shards over a real channel: owner delivers, forwards, member acks, o
   let joined!: () => void;
   const confirmed = new Promise<void>((resolve) => { joined = resolve; });
   const { reg: member, history: memberHistory } = makeRegistry(1, 2, () => joined());
-  const memberDelivery = new Delivery(member, memberHistory, () => 0);
+  const memberDelivery = new Delivery(member, shardCounters(), memberHistory, () => 0);
   const k = link<PeerFrame>(t);
   // A real second shard in place of the test-held link.
   attachPeer(owner.reg, 1, k.near, owner.delivery);

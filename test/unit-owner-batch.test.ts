@@ -1,10 +1,15 @@
 // OwnerBatch (workers/processor/owner-batch.ts): the layout of the
-// DeliverBatch it builds (see Payloads in shared/frames.ts).
+// DeliverBatch it builds (see Payloads in shared/frames.ts); route() passing
+// latency samples on to it.
 
 import t from 'tap';
 import { OwnerBatch } from '../workers/processor/owner-batch';
+import { route } from '../workers/processor/router';
 import { F_DELIVER, type Payloads } from '../shared/frames';
 import { renderPush } from '../shared/payload';
+import { protoType } from '../shared/proto';
+import { ownerOf } from '../shared/hash';
+import { createLogger } from '../shared/log';
 
 function payload(p: Payloads, m: number): string {
   const start = m === 0 ? 0 : p.ends[m - 1]!;
@@ -71,4 +76,20 @@ t.test('an empty message does not take a payload slot', async (t) => {
   t.same(Array.from(f.ends), [1]);
   t.same(Array.from(f.msgs), [0]);
   t.same(f.apps, ['']);
+});
+
+t.test('route(): sampled messages reach the batches of the shards their recipients are on, past bad bodies', async (t) => {
+  const encode = (to: string[], content: string): Buffer => Buffer.from(protoType('PushRequest').encode({ from: '', to, appID: '', content }).finish());
+  // Two card_ids with different owners among 2 shards.
+  const cards = ['a', 'b', 'c', 'd', 'e'];
+  const x = cards.find((c) => ownerOf(c, 2) === 0)!;
+  const y = cards.find((c) => ownerOf(c, 2) === 1)!;
+  const bodies = [encode([x], 'm0'), Buffer.from([0xff, 0xff]), encode([x, y], 'm2'), encode([y], 'm3')];
+  // Messages 1 (undecodable), 2 and 3 are sampled.
+  const routed = route(bodies, 2, createLogger('test', 'silent'), Float64Array.from([1, 100, 2, 200, 3, 300]));
+  t.equal(routed.undecodable, 1);
+  const [s0, s1] = [routed.parts[0]!.build(1), routed.parts[1]!.build(1)];
+  t.same([...s0.samples!], [1, 200], 'shard 0: its payload 1 is message 2');
+  t.same([...s1.samples!], [0, 200, 1, 300], 'shard 1: messages 2 and 3');
+  t.equal(route([encode([x], 'm')], 2, createLogger('test', 'silent')).parts[0]!.build(1).samples, null, 'no samples: null');
 });

@@ -3,8 +3,10 @@
 // does), sockets are FakeSockets.
 
 import t from 'tap';
+import { shardCounters } from '../shared/counters';
 import { Registry, type Socket } from '../workers/shard/registry';
-import { confirmJoins, handleFrame } from '../workers/shard/protocol';
+import { confirmJoins, Protocol } from '../workers/shard/protocol';
+import { createLogger } from '../shared/log';
 import { F_MEMBERS, F_MEMBERS_ACK, type MembersUpdate, type PeerFrame } from '../shared/frames';
 import { OK_FRAME } from '../shared/payload';
 import { FakeSocket } from './helpers/fake-socket';
@@ -255,19 +257,20 @@ t.test('two registries over a real channel: the owner learns of the join before 
 
 t.test('"ok" answers wait for the owner: a ping after a pending join is answered after it, in order', async (t) => {
   const { reg } = makeRegistry(1, 2, confirmJoins);
-  const wire = { registry: reg, apps: new AppTopics({ publish: () => true } as unknown as TemplatedApp), maxIdLength: 64 };
+  const apps = new AppTopics({ publish: () => true } as unknown as TemplatedApp);
   const p0 = peer(t, reg, 0);
   await p0.fromCode();
   p0.take();
   const s = new FakeSocket();
-  handleFrame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }), wire);
-  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), wire);
+  const protocol = new Protocol(reg, apps, { maxIdLength: 64, joinRate: 0, verifier: null }, shardCounters(), createLogger('test', 'silent'));
+  protocol.frame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }));
+  protocol.frame(s.ws, JSON.stringify({ event: 'ping' }));
   t.same(s.sent, [], 'no ok before the owner acknowledged');
   const sent = members(await p0.fromCode());
   p0.far.postMessage({ t: F_MEMBERS_ACK, id: sent[0]!.id, seams: [] });
   await p0.toCode();
   t.same(s.sent, [OK_FRAME, OK_FRAME], 'both answers, once confirmed');
   t.same(s.corks, [[OK_FRAME, OK_FRAME]], 'in one corked write');
-  handleFrame(s.ws, JSON.stringify({ event: 'ping' }), wire);
+  protocol.frame(s.ws, JSON.stringify({ event: 'ping' }));
   t.equal(s.sent.length, 3, 'later answers go at once');
 });

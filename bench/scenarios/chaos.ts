@@ -54,7 +54,7 @@ export async function chaos(ctx: Ctx): Promise<Record<string, unknown>> {
     const runStart = fleet.elapsed();
     const sending = fleet.runSenders({
       path: o.path, httpUrl: server.httpUrl, grpcAddr: server.grpcAddr, senders: o.senders, durationMs: o.duration * 1000,
-      connections: o.connections, groupSize: o.groupSize, batch: o.batch, conns: o.senderConns, inflight: o.inflight,
+      connections: o.connections, groupSize: o.groupSize, batch: o.batch, conns: o.senderConns, inflight: o.inflight, apiKey: o.apiKey,
     }, o.rate, 0, kids);
     const faults: FaultRecord[] = [];
     for (let i = 0; i < o.faults.length; i++) {

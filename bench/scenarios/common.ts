@@ -177,7 +177,7 @@ export async function load(ctx: Ctx, httpUrls: string[] = []): Promise<LoadSumma
   fleet.phase = 'run';
   await fleet.runSenders({
     path: o.path, httpUrl: server.httpUrl, grpcAddr: server.grpcAddr, senders: o.senders, durationMs: o.duration * 1000,
-    connections: o.connections, groupSize: o.groupSize, batch: o.batch, conns: o.senderConns, inflight: o.inflight,
+    connections: o.connections, groupSize: o.groupSize, batch: o.batch, conns: o.senderConns, inflight: o.inflight, apiKey: o.apiKey,
   }, o.rate, o.count, undefined, httpUrls);
   fleet.phase = 'drain';
   // Holders flooded by a fan-out report late (their loop is busy reading): wait 10 s without progress before calling the rest lost.

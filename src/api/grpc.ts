@@ -2,7 +2,9 @@
 // batch and broadcast extensions (grpc-definition.ts). Every handler delegates to
 // PushService, so validation, queueing and answers are the HTTP gateway's;
 // pushes are queued as the bytes that arrived. Server reflection comes from
-// @grpc/reflection.
+// @grpc/reflection and stays open (it tells the schema, which is public).
+// With API keys on, every proto.Rpc call needs `authorization: Bearer <key>`
+// metadata; gateway.rate_limit counts calls as it counts HTTP requests.
 
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
@@ -10,8 +12,12 @@ import type { HostPort } from '../config/schema';
 import { once } from '../../shared/lifecycle';
 import type { Logger } from '../../shared/log';
 import { ApiErrors, PushError, StartupError } from '../../shared/errors';
-import { parseScope, type EncodedPush, type PushService, type SystemReply } from './push-service';
-import { REFLECTION_PACKAGE, RPC_SERVICE } from './grpc-definition';
+import { addressKey, normalizeAddress } from '../../shared/client-address';
+import { parseScope, type PushService, type SystemReply } from './push-service';
+import type { EncodedPush, SplitBatch } from './encoded-push';
+import { REFLECTION_PACKAGE, rpcService } from './grpc-definition';
+import type { ApiKeys } from './api-keys';
+import type { RateLimit } from './rate-limit';
 
 /** Trailer that carries the stable PUSH_ERR_* code of a failed call. */
 export const ERROR_CODE_METADATA = 'pusher-error-code';
@@ -24,33 +30,53 @@ const SHUTDOWN_TIMEOUT_MS = 3_000;
  * every round trip instead of filling the next MPUB meanwhile.
  */
 const STREAM_PIPELINE = 8;
+/** HTTP/2 streams (calls) one connection may have open at once. */
+const MAX_CONCURRENT_STREAMS = 100;
+
+export interface GrpcOptions {
+  readonly apiKeys: ApiKeys;
+  readonly rateLimit: RateLimit;
+  /** PEM certificate and key: TLS only. */
+  readonly tls: { readonly cert: Buffer; readonly key: Buffer } | null;
+  /** Largest request message, bytes (grpc.max_message). */
+  readonly maxMessage: number;
+  /** push.max_batch: batches are split only this far. */
+  readonly maxBatch: number;
+}
 
 interface PushReply { code: number; message: string }
-interface PushBatchRequest { pushes: EncodedPush[] }
+type PushBatchRequest = SplitBatch;
 interface BroadcastBatchRequest { broadcasts: unknown[] }
 interface PushBatchReply { code: number; message: string; accepted: number }
 interface CardRequest { cardID: string; scope: string }
 interface SystemRequest { scope: string }
 
 type PushStreamCall = grpc.ServerReadableStream<PushBatchRequest, PushBatchReply>;
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | PushStreamCall;
 
 const OK_REPLY: PushReply = Object.freeze({ code: 0, message: 'ok' });
 
 export class GrpcServer {
-  private readonly server = new grpc.Server();
+  private readonly server: grpc.Server;
   /** Open PushStream calls, so that close() can answer them instead of waiting for their clients. */
   private readonly streams = new Set<PushStreamCall>();
   private boundPort = 0;
   private closing = false;
+  /** Failed calls by code, for /metrics. */
+  readonly errors = new Map<string, number>();
 
-  constructor(private readonly addr: HostPort, private readonly push: PushService, private readonly log: Logger) {
-    this.server.addService(RPC_SERVICE, {
+  constructor(private readonly addr: HostPort, private readonly push: PushService, private readonly log: Logger, private readonly opts: GrpcOptions) {
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': opts.maxMessage,
+      'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
+    });
+    this.server.addService(rpcService(opts.maxBatch), {
       Push: this.unary(async (req: EncodedPush): Promise<PushReply> => {
         await this.admitted(() => this.push.pushEncoded(req));
         return OK_REPLY;
       }),
       PushBatch: this.unary(async (req: PushBatchRequest): Promise<PushBatchReply> => (
-        { code: 0, message: 'ok', accepted: await this.admitted(() => this.push.pushManyEncoded(req.pushes)) }
+        { code: 0, message: 'ok', accepted: await this.admitted(async () => this.push.publishPrepared(await this.push.prepareMany(req.pushes, true, req.more))) }
       )),
       PushStream: this.onPushStream.bind(this),
       Broadcast: this.unary(async (req: unknown): Promise<PushReply> => {
@@ -73,7 +99,9 @@ export class GrpcServer {
     const { host, port } = this.addr;
     const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      const tls = this.opts.tls;
+      const credentials = tls === null ? grpc.ServerCredentials.createInsecure() : grpc.ServerCredentials.createSsl(null, [{ private_key: tls.key, cert_chain: tls.cert }], false);
+      this.server.bindAsync(addr, credentials, (err, bound) => {
         if (err === null) {
           this.boundPort = bound;
           resolve();
@@ -123,12 +151,31 @@ export class GrpcServer {
     return work();
   }
 
+  /** The API key and rate limit's verdict on a call: null when it may run. */
+  private guard(call: AnyCall): PushError | null {
+    const { apiKeys, rateLimit } = this.opts;
+    let key = -1;
+    if (apiKeys.on) {
+      const auth = call.metadata.get('authorization')[0];
+      key = typeof auth === 'string' ? apiKeys.match(auth) : -1;
+      if (key < 0) return new PushError('PUSH_ERR_UNAUTHORIZED', auth === undefined ? 'this call needs metadata authorization: Bearer <API key>' : 'the API key is not valid');
+    }
+    if (!rateLimit.on) return null;
+    const wait = rateLimit.take(key >= 0 ? `key ${key}` : addressKey(peerAddress(call.getPeer())));
+    return wait === 0 ? null : new PushError('PUSH_ERR_RATE_LIMITED', `more than ${rateLimit.rate} calls per second (gateway.rate_limit); retry in ${wait} s`);
+  }
+
   /** Adapts `work` to a unary handler: one closure per method, none per call. */
   private unary<Req, Res>(work: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
     // A call whose deadline passes before its request message is complete is
     // never handed to us: grpc-js ends it first (test/grpc.test.ts checks that
     // such a push is not queued).
     return async (call, callback) => {
+      const refusal = this.guard(call as AnyCall);
+      if (refusal !== null) {
+        callback(this.status(refusal));
+        return;
+      }
       let reply: Res;
       try {
         reply = await work(call.request);
@@ -151,8 +198,9 @@ export class GrpcServer {
    * count gets those twice (at-least-once, as after a lost answer).
    */
   private async onPushStream(call: PushStreamCall, callback: grpc.sendUnaryData<PushBatchReply>): Promise<void> {
-    if (this.closing) {
-      callback(this.status(new PushError('PUSH_ERR_SHUTTING_DOWN')));
+    const refusal = this.closing ? new PushError('PUSH_ERR_SHUTTING_DOWN') : this.guard(call);
+    if (refusal !== null) {
+      callback(this.status(refusal));
       return;
     }
     this.streams.add(call);
@@ -160,6 +208,7 @@ export class GrpcServer {
     let messages = 0;
     const queued: Promise<number>[] = [];
     let pushError: unknown = null;
+    let checkError: unknown = null;
     let readError: unknown = null;
     let failed = false;
     const onFail = (): void => {
@@ -175,11 +224,18 @@ export class GrpcServer {
     };
     try {
       for await (const msg of call as AsyncIterable<PushBatchRequest>) {
-        // A message that fails validation rejects before pushMany returns, so
-        // its onFail microtask is queued ahead of the await that read this
-        // message: a bad message stops everything after it, as when unpipelined.
         if (failed) break;
-        const p = this.admitted(() => this.push.pushManyEncoded(msg.pushes));
+        // Checked here, one message after the other (a large one over several
+        // turns), and queued in message order; only queueing is pipelined.
+        let bodies: Uint8Array[];
+        try {
+          this.push.admit();
+          bodies = await this.push.prepareMany(msg.pushes, true, msg.more);
+        } catch (err) {
+          checkError = err;
+          break;
+        }
+        const p = this.push.publishPrepared(bodies);
         // Also keeps a rejection from being "unhandled" until countOldest takes
         // it (or forever, when an earlier one failed first).
         p.catch(onFail);
@@ -195,7 +251,8 @@ export class GrpcServer {
     // The stream ended or broke: what was being queued still counts, in order, up to a failure.
     while (pushError === null && queued.length > 0) await countOldest();
     this.streams.delete(call);
-    const err = pushError ?? readError;
+    // A message that failed its checks comes after every message queued before it.
+    const err = pushError ?? checkError ?? readError;
     if (err !== null) {
       // The client went away or its deadline passed: grpc-js already ended the call.
       if (call.cancelled) return;
@@ -225,8 +282,15 @@ export class GrpcServer {
       err = new PushError('PUSH_ERR_INTERNAL');
     }
     const { code, message } = err as PushError;
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
     const metadata = new grpc.Metadata();
     metadata.set(ERROR_CODE_METADATA, code);
     return { code: ApiErrors[code].grpc as grpc.status, details: `${code}: ${message}`, metadata };
   }
+}
+
+/** The address of a grpc-js peer ("ipv4:1.2.3.4:5678", "ipv6:[::1]:5678"). */
+function peerAddress(peer: string): string {
+  const m = /^ipv[46]:\[?([^\]]*?)\]?:\d+$/.exec(peer);
+  return normalizeAddress(m !== null ? m[1]! : peer);
 }

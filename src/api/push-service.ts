@@ -12,15 +12,28 @@ import type { Config } from '../config/schema';
 import { PushError } from '../../shared/errors';
 import { ownerOf } from '../../shared/hash';
 import { protoType, type PushRequest } from '../../shared/proto';
-import type { ShardStats } from '../../shared/frames';
+import type { ShardStats } from '../../shared/counters';
 import type { Queue } from '../queue/queue';
 import type { ShardQueries } from '../../workers/shard/host-queries';
+import { decodePush, type EncodedPush } from './encoded-push';
 import { combineGroup, combineOnline, combineSystem, type GroupReply, type NodeCount, type OnlineReply, type SystemReply } from '../cluster/combine';
 import type { PeerQueries } from '../cluster/peer-queries';
 
 export type { SystemReply } from '../cluster/combine';
 
 const PushRequestType = protoType('PushRequest');
+
+/**
+ * A batch is checked and encoded in chunks of about this much work (bytes,
+ * plus PER_PUSH_COST per push), each in its own event-loop turn, so that a
+ * large batch does not hold up other requests for more than a few ms.
+ */
+const CHUNK_COST = 256 * 1024;
+const PER_PUSH_COST = 256;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** Whose numbers a query answers with: this node's, or (etcd.enable) every node's. */
 export type Scope = 'node' | 'cluster';
@@ -30,12 +43,6 @@ export function parseScope(raw: string): Scope {
   if (raw === '' || raw === 'cluster') return 'cluster';
   if (raw === 'node') return 'node';
   throw new PushError('PUSH_ERR_BAD_SCOPE', `scope must be node or cluster (or empty: cluster), got "${raw.slice(0, 64)}"`);
-}
-
-/** A push as it arrived over gRPC: its bytes (the queue body) and their decoding. */
-export interface EncodedPush {
-  readonly bytes: Uint8Array;
-  readonly req: PushRequest;
 }
 
 function str(name: string, v: unknown): string {
@@ -51,6 +58,7 @@ export class PushService {
     private readonly config: Config,
     private readonly queue: Queue,
     private readonly shards: ShardQueries,
+    private readonly shardStats: () => readonly ShardStats[],
     private readonly processorThreads: number,
     /** The other nodes (etcd.enable), or null: every answer is this node's, in gopusher's shape. */
     private readonly peers: PeerQueries | null,
@@ -89,8 +97,9 @@ export class PushService {
     if (to.length > maxRecipients) throw new PushError('PUSH_ERR_TOO_MANY_RECIPIENTS', `"to" lists ${to.length} card_ids; push.max_recipients is ${maxRecipients}`);
     for (let i = 0; i < to.length; i++) {
       const id = to[i];
-      if (typeof id !== 'string' || id.length === 0 || id.length > maxIdLength) {
-        throw new PushError('PUSH_ERR_BAD_ID', `"to"[${i}] must be a non-empty string of at most ${maxIdLength} characters`);
+      // Not well-formed (a lone surrogate): the queue body's UTF-8 would turn it into another id.
+      if (typeof id !== 'string' || id.length === 0 || id.length > maxIdLength || !id.isWellFormed()) {
+        throw new PushError('PUSH_ERR_BAD_ID', `"to"[${i}] must be a non-empty, well-formed Unicode string of at most ${maxIdLength} characters`);
       }
     }
     this.checkCommon(req);
@@ -100,6 +109,7 @@ export class PushService {
   private checkCommon(req: PushRequest): void {
     const { max_id_length: maxIdLength, max_content: maxContent } = this.config.push;
     if (req.appID.length > maxIdLength) throw new PushError('PUSH_ERR_BAD_ID', `"appID" is longer than ${maxIdLength} characters`);
+    if (!req.appID.isWellFormed()) throw new PushError('PUSH_ERR_BAD_ID', '"appID" is not well-formed Unicode (a lone surrogate)');
     if (req.content.length > maxContent || Buffer.byteLength(req.content, 'utf8') > maxContent) {
       throw new PushError('PUSH_ERR_CONTENT_TOO_LARGE', `"content" is longer than ${maxContent} bytes (push.max_content)`);
     }
@@ -139,10 +149,18 @@ export class PushService {
     return this.publish([body]);
   }
 
+  private checkEncoded(push: EncodedPush): Uint8Array {
+    if (push.badUtf8 !== '') {
+      throw new PushError(push.badUtf8 === 'to' || push.badUtf8 === 'appID' ? 'PUSH_ERR_BAD_ID' : 'PUSH_ERR_BAD_ENCODING', `"${push.badUtf8}" is not valid UTF-8`);
+    }
+    this.check(push.req);
+    return push.bytes;
+  }
+
   /** A gRPC push: checked from its decoding, queued as the bytes that arrived. */
   pushEncoded(push: EncodedPush): Promise<void> {
     try {
-      this.check(push.req);
+      this.checkEncoded(push);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -150,8 +168,21 @@ export class PushService {
   }
 
   /** JSON pushes, all or nothing: every one is checked before any is queued. Resolves with the count accepted. */
-  pushMany(inputs: readonly unknown[]): Promise<number> {
-    return this.publishAll(inputs, (input) => this.encodeJson(input), 'pushes');
+  async pushMany(inputs: readonly unknown[]): Promise<number> {
+    const bodies = await this.prepareMany(inputs, false);
+    await this.publish(bodies);
+    return bodies.length;
+  }
+
+  /**
+   * A batch's queue bodies, every push checked (all or nothing); `encoded`:
+   * the pushes are gRPC bytes (split, undecoded), else JSON values. A large
+   * batch is worked through in chunks, one event-loop turn each. Queue the
+   * result with publishPrepared(): a stream does so in message order.
+   */
+  prepareMany(items: readonly unknown[], encoded: boolean, more = false): Promise<Uint8Array[]> {
+    const body = encoded ? (item: unknown) => this.checkEncoded(decodePush(item as Uint8Array)) : (item: unknown) => this.encodeJson(item);
+    return this.prepare(items, body, 'pushes', more);
   }
 
   /** A broadcast (JSON, or a decoded gRPC BroadcastRequest), after admit(): checked and queued like a push. */
@@ -165,32 +196,52 @@ export class PushService {
     return this.publish([body]);
   }
 
-  /** Broadcasts, all or nothing; resolves with the count accepted. */
-  broadcastMany(inputs: readonly unknown[]): Promise<number> {
-    return this.publishAll(inputs, (input) => this.broadcastBody(input), 'broadcasts');
-  }
-
-  /** gRPC pushes, all or nothing, queued as the bytes that arrived. */
-  pushManyEncoded(pushes: readonly EncodedPush[]): Promise<number> {
-    return this.publishAll(pushes, (push) => {
-      this.check(push.req);
-      return push.bytes;
-    }, 'pushes');
+  /** Broadcasts, all or nothing (within push.max_batch); resolves with the count accepted. */
+  async broadcastMany(inputs: readonly unknown[]): Promise<number> {
+    return this.publishPrepared(await this.prepare(inputs, (input) => this.broadcastBody(input), 'broadcasts', false));
   }
 
   /** `field`: the batch's list, named in errors. */
-  private async publishAll<T>(items: readonly T[], body: (item: T) => Uint8Array, field: string): Promise<number> {
+  private async prepare(items: readonly unknown[], encode: (item: unknown) => Uint8Array, field: string, more: boolean): Promise<Uint8Array[]> {
+    const maxBatch = this.config.push.max_batch;
     if (items.length === 0) throw new PushError('PUSH_ERR_EMPTY_BATCH', `"${field}" must hold at least one item`);
-    const bodies = items.map((item, i) => {
+    if (more || items.length > maxBatch) {
+      throw new PushError('PUSH_ERR_BATCH_TOO_LARGE', `the batch holds ${more ? 'more than ' : ''}${items.length} ${field}; push.max_batch is ${maxBatch}: split it`);
+    }
+    this.fits(items.length, 0);
+    const bodies = new Array<Uint8Array>(items.length);
+    let bytes = 0;
+    let cost = 0;
+    for (let i = 0; i < items.length; i++) {
+      let body: Uint8Array;
       try {
-        return body(item);
+        body = encode(items[i]);
       } catch (err) {
         if (err instanceof PushError) throw new PushError(err.code, `${field}[${i}]: ${err.message}`);
         throw err;
       }
-    });
-    await this.publish(bodies);
-    return bodies.length;
+      bodies[i] = body;
+      bytes += body.byteLength;
+      cost += body.byteLength + PER_PUSH_COST;
+      if (cost >= CHUNK_COST && i + 1 < items.length) {
+        cost = 0;
+        await nextTurn();
+        if (this.closed) throw new PushError('PUSH_ERR_SHUTTING_DOWN');
+      }
+    }
+    this.fits(items.length, bytes);
+    return bodies;
+  }
+
+  /** Throws when a batch this large could never be queued (so "retry later" would be a lie). */
+  private fits(count: number, bytes: number): void {
+    const problem = this.queue.neverFits(count, bytes);
+    if (problem !== null) throw new PushError('PUSH_ERR_BATCH_TOO_LARGE', `${problem}: split the batch`);
+  }
+
+  /** Queues what prepareMany() returned. */
+  publishPrepared(bodies: readonly Uint8Array[]): Promise<number> {
+    return this.publish(bodies).then(() => bodies.length);
   }
 
   async system(scope: Scope): Promise<SystemReply & NodeCount> {
@@ -200,7 +251,7 @@ export class PushService {
   }
 
   private async localSystem(): Promise<SystemReply> {
-    const stats = await this.shards.stats();
+    const stats = this.shardStats();
     const sum = (k: keyof ShardStats): number => stats.reduce((n, s) => n + s[k], 0);
     return {
       cpuNum: cpus().length,

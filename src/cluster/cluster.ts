@@ -11,7 +11,7 @@ import type { Logger } from '../../shared/log';
 import { createEtcdClient } from './client';
 import { EtcdHealth } from './health';
 import type { NodeRecord } from './keys';
-import { PeerQueries } from './peer-queries';
+import { PeerQueries, type PeerAccess } from './peer-queries';
 import { Peers } from './peers';
 import { Registration } from './registration';
 
@@ -25,12 +25,17 @@ export class Cluster {
   private registration: Registration | null = null;
   readonly queries: PeerQueries;
 
-  constructor(private readonly config: Config, private readonly log: Logger) {
+  constructor(private readonly config: Config, private readonly log: Logger, access: PeerAccess) {
     const { etcd } = config;
     this.client = createEtcdClient(etcd.endpoints);
     this.health = new EtcdHealth(log, etcd.endpoints);
     this.peers = new Peers(this.client, this.health, log, etcd.listen_key, etcd.advertise);
-    this.queries = new PeerQueries(this.peers, etcd.query_timeout, log);
+    this.queries = new PeerQueries(this.peers, etcd.query_timeout, access, log);
+  }
+
+  /** GET /readyz: null once this node's keys are in etcd, else why not. */
+  notReady(): string | null {
+    return this.registration === null ? 'not started' : this.registration.notRegistered;
   }
 
   /** Registers this node (retrying in the background until etcd answers) and starts following the others. */

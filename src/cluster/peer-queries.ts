@@ -17,8 +17,16 @@ export interface PeerList {
   list(): NodeRecord[];
 }
 
+/** How this node reaches the others' gateways: the cluster's nodes share their API keys and TLS setting. */
+export interface PeerAccess {
+  /** The Authorization header value ('' = none), read per request so that a SIGHUP rotation applies. */
+  authorization(): string;
+  /** The gateways serve TLS (tls.cert): their certificates must be trusted here (NODE_EXTRA_CA_CERTS for a private CA). */
+  readonly tls: boolean;
+}
+
 export class PeerQueries {
-  constructor(private readonly peers: PeerList, private readonly timeoutMs: number, private readonly log: Logger) {}
+  constructor(private readonly peers: PeerList, private readonly timeoutMs: number, private readonly access: PeerAccess, private readonly log: Logger) {}
 
   /** `path` is the gateway route with its query, e.g. `/group?cardID=x`; `scope=node` is added. */
   async ask(path: string): Promise<PeerAnswers> {
@@ -31,7 +39,11 @@ export class PeerQueries {
   private async askOne(node: NodeRecord, query: string): Promise<unknown> {
     try {
       // The signal bounds the body too.
-      const res = await fetch(`http://${node.http}${query}`, { signal: AbortSignal.timeout(this.timeoutMs) });
+      const auth = this.access.authorization();
+      const res = await fetch(`${this.access.tls ? 'https' : 'http'}://${node.http}${query}`, {
+        signal: AbortSignal.timeout(this.timeoutMs),
+        headers: auth === '' ? {} : { authorization: auth },
+      });
       if (res.ok) return await res.json();
       await res.body?.cancel();
       this.log.debug('node answered an error', { node: node.ws, status: res.status });

@@ -19,6 +19,10 @@ export class Registration {
   private lease: Lease | null = null;
   /** The keys are in etcd on `lease` (as far as this node knows). */
   private registered = false;
+  /** Why this node is not (yet) in etcd, or null when it is (GET /readyz). */
+  get notRegistered(): string | null {
+    return this.registered ? null : 'not registered in etcd';
+  }
   private closed = false;
   private wakeOnClose: () => void = () => undefined;
   private readonly closing = new Promise<void>((resolve) => (this.wakeOnClose = resolve));

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseIni } from 'ini';
 import { StartupError } from '../../shared/errors';
 import { SCHEMA, isWildcard, joinHostPort, parseHostPort, type Config, type Values } from './schema';
+import { derivedMaxConnections, openFileLimit } from './fd-limit';
 
 export interface CliArgs {
   readonly configFile: string | null;
@@ -30,7 +31,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
 }
 
 /** Builds the Config, or throws StartupError(PUSH_ERR_CONFIG) naming every bad key. */
-export function loadConfig(args: CliArgs, cpus: number): Config {
+export function loadConfig(args: CliArgs, cpus: number, fileLimit = openFileLimit()): Config {
   const raw = new Map<string, string>();
   for (const [section, keys] of Object.entries(SCHEMA)) {
     for (const [key, spec] of Object.entries(keys)) raw.set(`${section}.${key}`, spec.default);
@@ -77,21 +78,34 @@ export function loadConfig(args: CliArgs, cpus: number): Config {
   if (problems.length === 0 && v.queue.driver === 'nsq' && v.queue.nsqd_tcp.length === 0 && v.queue.lookupd_http.length === 0) {
     problems.push('queue.driver = nsq needs queue.nsqd_tcp or queue.lookupd_http');
   }
-  if (problems.length === 0 && v.etcd.enable) {
+  if (problems.length === 0) problems.push(...crossChecks(v));
+  if (problems.length > 0) throw new StartupError('PUSH_ERR_CONFIG', problems.join('; '));
+  return deepFreeze(resolve(v, cpus, fileLimit));
+}
+
+/** Rules that involve more than one key. */
+function crossChecks(v: Values): string[] {
+  const problems: string[] = [];
+  const { auth, tls } = v;
+  if (auth.join_secret !== '' && auth.join_key_file !== '') problems.push('auth.join_secret and auth.join_key_file are both set; use one');
+  // An HS256 secret is as strong as it is long: anyone holding one token can guess offline.
+  if (auth.join_secret !== '' && auth.join_secret.length < 32) problems.push('auth.join_secret must be at least 32 characters');
+  if ((tls.cert === '') !== (tls.key === '')) problems.push('tls.cert and tls.key must be set together');
+  if (v.etcd.enable) {
     const advertised = advertise(v);
     if (isWildcard(parseHostPort(advertised)!.host)) {
       problems.push(`etcd.enable = true needs an address nginx and the other nodes can reach: etcd.advertise = host:port (it would be ${advertised}, from server.host)`);
     }
   }
-  if (problems.length > 0) throw new StartupError('PUSH_ERR_CONFIG', problems.join('; '));
-  return deepFreeze(resolve(v, cpus));
+  return problems;
 }
 
 /** The keys whose 0 or empty means "derive it". */
-function resolve(v: Values, cpus: number): Config {
+function resolve(v: Values, cpus: number, fileLimit: number): Config {
+  const maxConnections = v.server.max_connections === 0 ? derivedMaxConnections(fileLimit, v.server.fd_reserve) : v.server.max_connections;
   return {
     ...v,
-    server: { ...v.server, host: v.server.host || '0.0.0.0', shards: v.server.shards === 0 ? cpus : v.server.shards },
+    server: { ...v.server, host: v.server.host || '0.0.0.0', shards: v.server.shards === 0 ? cpus : v.server.shards, max_connections: maxConnections },
     queue: { ...v.queue, channel: v.queue.channel !== '' ? v.queue.channel : defaultChannel(hostname(), v.server.ws_port) },
     processor: { ...v.processor, threads: v.processor.threads === 0 ? Math.max(1, Math.min(4, cpus)) : v.processor.threads },
     etcd: { ...v.etcd, advertise: advertise(v) },

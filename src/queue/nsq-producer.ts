@@ -70,6 +70,8 @@ export class NsqProducer {
   /** True from the first failure until the next successful connection: one warn line per outage. */
   private outage = false;
   private closed = false;
+  /** Pushes nsqd acknowledged since start. */
+  accepted = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   /** The MPUB being filled. */
@@ -163,6 +165,7 @@ export class NsqProducer {
     if (err !== null) {
       this.fail(m, new PushError('PUSH_ERR_QUEUE_UNAVAILABLE', `nsqd ${this.address} did not acknowledge the push (${err.message}); retry later`));
     } else {
+      this.accepted += m.bodies.length;
       for (const c of m.callers) {
         if (--c.remaining === 0 && !c.done) {
           c.done = true;

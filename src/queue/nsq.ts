@@ -28,8 +28,13 @@ export class NsqQueue implements Queue {
     return this.producer.admit();
   }
 
+  /** nsqd takes any number; the producer splits them into MPUBs. */
+  neverFits(): string | null {
+    return null;
+  }
+
   stats(): QueueStats {
-    return { driver: 'nsq', depth: -1, inFlight: -1, connected: this.producer.connected };
+    return { driver: 'nsq', depth: -1, inFlight: -1, connected: this.producer.connected, accepted: this.producer.accepted };
   }
 
   close(): Promise<void> {

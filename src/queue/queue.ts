@@ -18,6 +18,8 @@ export interface ConsumedBatch {
   readonly bodies: readonly Uint8Array[];
   /** How many times each message was delivered before (0 = first time). */
   readonly attempts: readonly number[];
+  /** Messages sampled for the latency histogram: pairs of index in `bodies` and accept time (epoch ms); empty when none. */
+  readonly samples: readonly number[];
   /** Finishes every message, or requeues them all to come back after `delayMs`. */
   settle(requeue: boolean, delayMs: number): void;
 }
@@ -31,6 +33,8 @@ export interface QueueStats {
   /** Messages handed to the processors and not settled (nsq: filled in from the processors). */
   readonly inFlight: number;
   readonly connected: boolean;
+  /** Pushes the queue accepted since start (nsq: that nsqd acknowledged). */
+  readonly accepted: number;
 }
 
 export interface Queue {
@@ -43,6 +47,12 @@ export interface Queue {
    * request it can't queue: under overload that work would starve the rest.
    */
   admit(): PushError | null;
+  /**
+   * Why a batch of `count` bodies of `bytes` bytes in all could never be
+   * queued however long the caller waited (larger than the queue itself), or
+   * null. `bytes` 0: not known yet.
+   */
+  neverFits(count: number, bytes: number): string | null;
   stats(): QueueStats;
   /** Stops publishing (and, for memory, consuming); safe to call twice. */
   close(): Promise<void>;

@@ -41,6 +41,8 @@ declare module 'nsqjs' {
     /** Arms a timer that sets a timedOut flag (replaced in workers/processor/nsqjs-tuning.ts). */
     trackTimeout(): void;
     readonly id: string;
+    /** When nsqd took the message, ns since the epoch. */
+    readonly timestamp: bigint;
     /** Deliveries so far, this one included (1 = first). */
     readonly attempts: number;
     /** A view into the frame buffer, recomputed on every access. */

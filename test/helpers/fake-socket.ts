@@ -2,7 +2,7 @@
 // exactly what that code calls (getUserData, send, cork, subscribe), recording
 // what was sent. The integration tests use the real server.
 
-import type { Socket, SocketData } from '../../workers/shard/registry';
+import { socketData, type Socket, type SocketData } from '../../workers/shard/registry';
 
 export class FakeSocket {
   readonly data: SocketData;
@@ -18,7 +18,8 @@ export class FakeSocket {
   private corked: string[] | null = null;
 
   constructor(app = '') {
-    this.data = { card: '', app, closed: false, unconfirmed: 0, held: null, recover: false, seam: null };
+    this.data = socketData();
+    this.data.app = app;
   }
 
   get ws(): Socket {

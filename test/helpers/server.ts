@@ -2,37 +2,16 @@
 // on free ports, and gives tests real clients: `ws` for WebSocket, fetch for HTTP.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { freePort } from '../../bench/ports';
+
+// One port picker for the tests and the bench.
+export { freePort };
 
 export const ROOT = join(__dirname, '..', '..');
 export const MAIN = join(ROOT, 'dist', 'src', 'main.js');
-
-/**
- * A port nobody listens on right now (the shared WebSocket port can't be 0).
- * Picked at random below the kernel's ephemeral range: a port the kernel hands
- * out (bind to 0) is soon reused as the source port of an outgoing connection,
- * and tests open thousands of those, so it would be taken again before the
- * server under test binds it.
- */
-export async function freePort(): Promise<number> {
-  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-  const top = Math.min(low ?? 32768, 65536);
-  for (;;) {
-    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
-    if (await canBind(port)) return port;
-  }
-}
-
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
-  });
-}
 
 export interface Running {
   readonly proc: ChildProcess;
@@ -122,8 +101,8 @@ export class Client {
     }));
   }
 
-  static async open(url: string): Promise<Client> {
-    const ws = new WebSocket(url);
+  static async open(url: string, opts: WebSocket.ClientOptions = {}): Promise<Client> {
+    const ws = new WebSocket(url, opts);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

@@ -9,6 +9,7 @@ import { Registry, type Confirm } from '../../workers/shard/registry';
 import { History } from '../../workers/shard/history';
 import { Delivery } from '../../workers/shard/delivery';
 import { Inbox } from '../../workers/shard/inbox';
+import { shardCounters } from '../../shared/counters';
 
 export const TEST_HISTORY: HistoryLimits = { size: 4, ttlMs: 60_000, maxBytes: 1 << 20 };
 
@@ -26,7 +27,7 @@ export function update(id: number, cards: string[], counts: number[]): MembersUp
 
 /** Attaches `port` as the port to `peer`, dispatching its frames as the shard thread does (workers/shard/inbox.ts). */
 export function attachPeer(registry: Registry, peer: number, port: MessagePort, delivery?: Delivery): void {
-  const inbox = new Inbox(registry, delivery ?? new Delivery(registry, new History(TEST_HISTORY, () => false), () => 0), { firstSeq: 0, processors: [], peers: [], gaps: [] });
+  const inbox = new Inbox(registry, delivery ?? new Delivery(registry, shardCounters(), new History(TEST_HISTORY, () => false), () => 0), { firstSeq: 0, processors: [], peers: [], gaps: [] });
   inbox.attachPeer(peer, port);
 }
 

@@ -12,7 +12,8 @@ import type { Config } from '../../src/config/schema';
 import type { Logger } from '../../shared/log';
 import type { SeqState } from '../../shared/seq-state';
 import { once } from '../../shared/lifecycle';
-import type { ConsumeOptions, ConsumerStats, MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../../shared/frames';
+import type { ConsumeOptions, MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../../shared/frames';
+import { P_BATCH_SIZE, P_BATCHES, P_CONNECTED, P_IN_FLIGHT, P_MESSAGES, P_REQUEUED, P_ROUTED, P_UNDECODABLE, processorBuffer, processorRegion } from '../../shared/counters';
 import type { ConsumedBatch } from '../../src/queue/queue';
 import type { Mesh } from '../../src/mesh';
 
@@ -23,7 +24,8 @@ function backoff(attempts: number): number {
 
 /** How long a processor task waits for a restarting shard before its batch is retried. */
 const SHARD_WAIT_MS = 10_000;
-const STATS_TIMEOUT_MS = 1_000;
+/** How long stopConsuming() waits past its deadline for a thread's answer. */
+const STOP_GRACE_MS = 1_000;
 
 export interface ProcessorStats {
   batches: number;
@@ -47,8 +49,10 @@ interface Thread {
 const ENTRY = require.resolve('./worker');
 
 export class ProcessorPool {
-  /** Embedded queue: counted here; routed and undecodable are counted in the threads in both modes. */
-  private readonly counters = { batches: 0, messages: 0, routed: 0, undecodable: 0, requeued: 0 };
+  /** The main thread's region: batches of the embedded queue are formed (and retried) here. */
+  private readonly own: Float64Array;
+  /** One counter region per slot, plus the main thread's, last (shared/counters.ts). */
+  private readonly regions: Float64Array[];
   private readonly pool: Piscina;
   private readonly threads: number;
   private readonly batchSize: number;
@@ -68,8 +72,6 @@ export class ProcessorPool {
   private readonly freeSlots: number[];
   private consuming: ConsumeOptions | null = null;
   private closing = false;
-  private nextQuery = 1;
-  private readonly statsReplies = new Map<number, (stats: ConsumerStats) => void>();
   private readonly stopReplies = new Map<Thread, (unsettled: number) => void>();
 
   constructor(config: Config, private readonly mesh: Mesh, private readonly seqs: SeqState, private readonly log: Logger) {
@@ -79,8 +81,12 @@ export class ProcessorPool {
     // Two slots per thread: a thread that dies may be replaced before its slot is freed.
     const slots = this.threads * 2;
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+    const counters = processorBuffer(slots + 1);
+    this.regions = Array.from({ length: slots + 1 }, (_, r) => processorRegion(counters, r));
+    this.own = this.regions[slots]!;
     const init: ProcessorInit = {
-      shards: config.server.shards, logLevel: config.log.level, seqBuffer: seqs.buffer, batchSize: this.batchSize, shardWaitMs: SHARD_WAIT_MS,
+      shards: config.server.shards, logLevel: config.log.level, logFormat: config.log.format, seqBuffer: seqs.buffer, batchSize: this.batchSize,
+      shardWaitMs: SHARD_WAIT_MS, counters, latencySample: config.metrics.latency_sample,
     };
     this.pool = new Piscina({
       filename: ENTRY,
@@ -112,10 +118,7 @@ export class ProcessorPool {
     const thread: Thread = { control, slot };
     this.live.add(thread);
     this.send(thread, { t: 'slot', slot });
-    control.on('message', (msg: ProcessorToMain) => {
-      if (msg.t === 'stats') this.statsReplies.get(msg.id)?.(msg.stats);
-      else this.stopReplies.get(thread)?.(msg.unsettled);
-    });
+    control.on('message', (msg: ProcessorToMain) => this.stopReplies.get(thread)?.(msg.unsettled));
     control.on('close', () => this.gone(thread));
     this.mesh.addProcessor(control, slot);
     if (this.consuming !== null) this.send(thread, { t: 'consume', options: this.consuming });
@@ -128,6 +131,9 @@ export class ProcessorPool {
   private gone(thread: Thread): void {
     if (!this.live.delete(thread)) return;
     this.mesh.removeProcessor(thread.control);
+    const region = this.regions[thread.slot]!;
+    region[P_IN_FLIGHT] = 0;
+    region[P_CONNECTED] = 0;
     const seqs = this.seqs.release(thread.slot);
     if (seqs.length > 0) this.mesh.gap(seqs);
     this.freeSlots.push(thread.slot);
@@ -173,11 +179,14 @@ export class ProcessorPool {
     const ends = new Uint32Array(messages);
     let size = 0;
     let i = 0;
+    let sampled: number[] | null = null;
     for (const b of batches) {
+      const first = i;
       for (const body of b.bodies) {
         size += body.byteLength;
         ends[i++] = size;
       }
+      for (let j = 0; j < b.samples.length; j += 2) (sampled ??= []).push(first + b.samples[j]!, b.samples[j + 1]!);
     }
     const bytes = new Uint8Array(size);
     let off = 0;
@@ -188,13 +197,14 @@ export class ProcessorPool {
       }
     }
     const seq = this.seqs.take();
-    const task: ProcessTask = { seq, buf: bytes.buffer, ends };
+    const task: ProcessTask = { seq, buf: bytes.buffer, ends, samples: sampled === null ? null : Float64Array.from(sampled) };
     this.running.add(seq);
     this.pool.run(task, { transferList: [bytes.buffer] }).then(
       () => {
-        const c = this.counters;
-        c.batches++;
-        c.messages += messages;
+        const c = this.own;
+        c[P_BATCHES]!++;
+        c[P_MESSAGES]! += messages;
+        P_BATCH_SIZE.observe(c, messages);
         // Undecodable bodies are finished with the rest: a retry can't fix them.
         for (const b of batches) b.settle(false, 0);
         this.taskDone(seq);
@@ -205,7 +215,7 @@ export class ProcessorPool {
         // The shards hear that this number will not come (its frames may
         // have been sent in part: the retry can deliver some twice).
         this.mesh.gap([seq]);
-        this.counters.requeued += messages;
+        this.own[P_REQUEUED]! += messages;
         this.log.warn('processing failed; batch requeued', { error: err.message, messages });
         for (const b of batches) b.settle(true, backoff(Math.max(...b.attempts)));
         this.taskDone(seq);
@@ -241,42 +251,43 @@ export class ProcessorPool {
         resolve(n);
       };
       // A thread that does not answer holds nothing we could still finish.
-      const timer = setTimeout(done, Math.max(0, deadline - Date.now()) + STATS_TIMEOUT_MS, 0);
+      const timer = setTimeout(done, Math.max(0, deadline - Date.now()) + STOP_GRACE_MS, 0);
       this.stopReplies.set(thread, done);
       this.send(thread, { t: 'stop', deadline });
     }));
     return (await Promise.all(answers)).reduce((a, b) => a + b, 0);
   }
 
-  /** Counters of every thread (NSQ) plus the main thread's (embedded queue). */
-  async stats(): Promise<ProcessorStats> {
-    const answers = await Promise.all([...this.live].map((thread) => new Promise<ConsumerStats | null>((resolve) => {
-      const id = this.nextQuery++;
-      const done = (stats: ConsumerStats | null): void => {
-        clearTimeout(timer);
-        this.statsReplies.delete(id);
-        resolve(stats);
-      };
-      const timer = setTimeout(done, STATS_TIMEOUT_MS, null);
-      this.statsReplies.set(id, done);
-      this.send(thread, { t: 'stats', id });
-    })));
-    const c = this.counters;
-    const out: ProcessorStats = { ...c, inFlight: 0, connected: answers.length > 0 };
-    for (const a of answers) {
-      if (a === null) {
-        out.connected = false;
-        continue;
-      }
-      out.batches += a.batches;
-      out.messages += a.messages;
-      out.requeued += a.requeued;
-      out.inFlight += a.inFlight;
-      out.routed += a.routed;
-      out.undecodable += a.undecodable;
-      out.connected &&= a.connected;
+  /** Counters of every slot (NSQ) plus the main thread's (embedded queue), read from the shared regions. */
+  stats(): ProcessorStats {
+    const out: ProcessorStats = { batches: 0, messages: 0, routed: 0, undecodable: 0, requeued: 0, inFlight: 0, connected: this.live.size > 0 };
+    for (const r of this.regions) {
+      out.batches += r[P_BATCHES]!;
+      out.messages += r[P_MESSAGES]!;
+      out.routed += r[P_ROUTED]!;
+      out.undecodable += r[P_UNDECODABLE]!;
+      out.requeued += r[P_REQUEUED]!;
+      out.inFlight += r[P_IN_FLIGHT]!;
     }
+    for (const thread of this.live) out.connected &&= this.regions[thread.slot]![P_CONNECTED] === 1;
     return out;
+  }
+
+  /** Every counter region (the last one is the main thread's). */
+  regionCounters(): readonly Float64Array[] {
+    return this.regions;
+  }
+
+  /** Live threads, and how many of them have an nsqd consumer connection. */
+  threadStates(): { live: number; connected: number } {
+    let connected = 0;
+    for (const thread of this.live) if (this.regions[thread.slot]![P_CONNECTED] === 1) connected++;
+    return { live: this.live.size, connected };
+  }
+
+  /** NSQ: the threads consume (from the end of warm-up until shutdown). */
+  get consumingNsq(): boolean {
+    return this.consuming !== null;
   }
 
   /** Ends the threads; safe to call twice. */

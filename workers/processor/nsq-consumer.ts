@@ -9,7 +9,8 @@
 import type { Writable } from 'node:stream';
 import { Reader, type Message } from 'nsqjs';
 import './nsqjs-tuning';
-import type { ConsumeOptions, ConsumerStats } from '../../shared/frames';
+import type { ConsumeOptions } from '../../shared/frames';
+import { P_BATCH_SIZE, P_BATCHES, P_CONNECTED, P_IN_FLIGHT, P_MESSAGES, P_REQUEUED } from '../../shared/counters';
 import type { Logger } from '../../shared/log';
 import { onceATurn } from '../../shared/once-a-turn';
 import { IdleWaiter } from '../../shared/lifecycle';
@@ -43,8 +44,12 @@ const READER_OPTIONS = {
   idleTimeout: 15,
 };
 
-/** Delivers a batch of bodies; rejects when it could not (the batch is then requeued). */
-export type Deliver = (bodies: Buffer[]) => Promise<void>;
+/**
+ * Delivers a batch of bodies; rejects when it could not (the batch is then
+ * requeued). `samples`: pairs of body index and nsqd's timestamp (epoch ms)
+ * of the messages sampled for the latency histogram, or null.
+ */
+export type Deliver = (bodies: Buffer[], samples: Float64Array | null) => Promise<void>;
 
 /** Retry delay of a failed batch: grows with attempts, capped. */
 export function backoff(attempts: number): number {
@@ -59,13 +64,26 @@ export class NsqConsumer {
   private inBatches = 0;
   private stopping = false;
   private lastArrival = 0;
+  /** Messages until the next sampled one. */
+  private sampleIn: number;
   private readonly bursts = new Map<string, { more: number }>();
   private readonly connections = new Set<string>();
   private readonly idle = new IdleWaiter(() => this.running === 0);
   private readonly flushSoon = onceATurn(() => this.flush());
-  readonly counters = { messages: 0, batches: 0, requeued: 0 };
 
-  constructor(private readonly opts: ConsumeOptions, private readonly batchSize: number, private readonly deliver: Deliver, private readonly log: Logger) {
+  /**
+   * `latencySample`: sample 1 message in this many (0 = none); `counters`:
+   * this thread's region (shared/counters.ts).
+   */
+  constructor(
+    private readonly opts: ConsumeOptions,
+    private readonly batchSize: number,
+    private readonly latencySample: number,
+    private readonly counters: Float64Array,
+    private readonly deliver: Deliver,
+    private readonly log: Logger,
+  ) {
+    this.sampleIn = latencySample;
     this.reader = this.connect(opts.outputBufferTimeout < 0 ? { outputBufferSize: -1 } : { outputBufferTimeout: opts.outputBufferTimeout });
   }
 
@@ -77,11 +95,14 @@ export class NsqConsumer {
     reader.on('message', (msg) => this.onMessage(msg));
     reader.on('nsqd_connected', (host, port) => {
       this.connections.add(`${host}:${port}`);
+      this.counters[P_CONNECTED] = 1;
       this.log.debug('consuming from nsqd', { nsqd: `${host}:${port}`, topic, channel });
     });
     reader.on('nsqd_closed', (host, port) => {
       // Also emitted for every failed connection attempt; the producer reports those outages.
-      if (this.connections.delete(`${host}:${port}`) && !this.stopping) {
+      const had = this.connections.delete(`${host}:${port}`);
+      this.counters[P_CONNECTED] = this.connections.size > 0 ? 1 : 0;
+      if (had && !this.stopping) {
         this.log.warn('lost the consumer connection to nsqd; reconnecting', { code: 'PUSH_ERR_QUEUE_UNAVAILABLE', nsqd: `${host}:${port}` });
       }
     });
@@ -135,12 +156,9 @@ export class NsqConsumer {
     old.close();
   }
 
-  stats(routed: number, undecodable: number): ConsumerStats {
-    const c = this.counters;
-    return {
-      messages: c.messages, batches: c.batches, requeued: c.requeued, routed, undecodable,
-      inFlight: this.inBatches + this.pending.length, connected: this.connections.size > 0,
-    };
+  /** Messages received and not finished yet, for the main thread. */
+  private inFlight(): void {
+    this.counters[P_IN_FLIGHT] = this.inBatches + this.pending.length;
   }
 
   private onMessage(msg: Message): void {
@@ -153,6 +171,7 @@ export class NsqConsumer {
     this.pending.push(msg);
     if (this.pending.length >= this.batchSize) this.flush();
     else this.flushSoon();
+    this.inFlight();
   }
 
   private flush(): void {
@@ -166,14 +185,25 @@ export class NsqConsumer {
   private run(msgs: Message[]): void {
     this.running++;
     this.inBatches += msgs.length;
-    this.counters.batches++;
-    this.counters.messages += msgs.length;
+    const c = this.counters;
+    c[P_BATCHES]!++;
+    c[P_MESSAGES]! += msgs.length;
+    P_BATCH_SIZE.observe(c, msgs.length);
     // Message.body slices the frame on every access: take it once.
-    const bodies = msgs.map((m) => m.body);
-    this.deliver(bodies).then(
+    const bodies = new Array<Buffer>(msgs.length);
+    let samples: number[] | null = null;
+    for (let i = 0; i < msgs.length; i++) {
+      bodies[i] = msgs[i]!.body;
+      if (--this.sampleIn === 0) {
+        this.sampleIn = this.latencySample;
+        // nsqd's timestamp (ns) of when it took the message: the push's acceptance.
+        (samples ??= []).push(i, Number(msgs[i]!.timestamp) / 1e6);
+      }
+    }
+    this.deliver(bodies, samples === null ? null : Float64Array.from(samples)).then(
       () => this.settle(msgs, false),
       (err: Error) => {
-        this.counters.requeued += msgs.length;
+        c[P_REQUEUED]! += msgs.length;
         this.log.warn('delivery failed; batch requeued', { error: err.message, messages: msgs.length });
         this.settle(msgs, true);
       },
@@ -198,6 +228,7 @@ export class NsqConsumer {
     this.running--;
     this.inBatches -= msgs.length;
     this.flush();
+    this.inFlight();
     this.idle.poke();
   }
 
@@ -212,6 +243,7 @@ export class NsqConsumer {
       this.reader.pause();
       for (const m of this.pending) m.requeue(0, false);
       this.pending = [];
+      this.inFlight();
     }
     await this.idle.wait(deadline - Date.now());
     while (Date.now() - this.lastArrival < QUIET_MS && Date.now() < deadline) {

@@ -20,6 +20,8 @@ export class OwnerBatch {
   private readonly bcast: number[] = [];
   /** Payload index of the message being routed, or -1 before its first recipient here. */
   private current = -1;
+  /** Pairs of payload index and accept time of the sampled messages (DeliverBatch.samples). */
+  private samples: number[] | null = null;
 
   /** Called once per message, before its recipients. */
   nextMessage(): void {
@@ -54,6 +56,11 @@ export class OwnerBatch {
     this.dMsg.push(this.current);
   }
 
+  /** The message being routed is sampled for latency: its accept time (epoch ms). Ignored if it has no recipient here. */
+  sample(at: number): void {
+    if (this.current !== -1) (this.samples ??= []).push(this.current, at);
+  }
+
   /** The frame, with its payload bytes in one buffer to transfer. */
   build(seq: number): DeliverBatch {
     const { payloads, cards, counts, dCard, dMsg } = this;
@@ -75,6 +82,7 @@ export class OwnerBatch {
     for (let d = 0; d < dMsg.length; d++) msgs[fill[dCard[d]!]!++] = dMsg[d]!;
 
     const bcast = this.bcast.length > 0 ? Uint32Array.from(this.bcast) : null;
-    return { t: F_DELIVER, seq, buf: bytes.buffer, ends, apps: this.apps, cards, offs, msgs, bcast };
+    const samples = this.samples === null ? null : Float64Array.from(this.samples);
+    return { t: F_DELIVER, seq, buf: bytes.buffer, ends, apps: this.apps, cards, offs, msgs, samples, bcast };
   }
 }

@@ -13,18 +13,19 @@ import { MessageChannel, parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../../shared/log';
 import { SeqState } from '../../shared/seq-state';
 import type { MainToProcessor, ProcessorHello, ProcessorInit, ProcessorToMain, ProcessTask } from '../../shared/frames';
+import { P_ROUTED, P_UNDECODABLE, processorRegion } from '../../shared/counters';
 import { ShardLinks } from './shard-links';
 import { route, type Routed } from './router';
 import { NsqConsumer } from './nsq-consumer';
 
 const init = workerData as ProcessorInit;
-const log = createLogger('processor', init.logLevel);
+const log = createLogger('processor', init.logLevel, init.logFormat);
 const seqs = new SeqState(init.seqBuffer);
 const links = new ShardLinks(init.shards, init.shardWaitMs);
-/** This thread's slot in SeqState, given by the main thread after hello. */
+/** This thread's slot in SeqState and in the counters, given by the main thread after hello (before any work). */
 let slot = -1;
+let counters: Float64Array = new Float64Array(0);
 let consumer: NsqConsumer | null = null;
-const counters = { routed: 0, undecodable: 0 };
 
 // Piscina gives a worker no port of its own: make one and hand the other end
 // to the main thread, which sends the shard ports and commands through it.
@@ -34,12 +35,13 @@ toMain.on('message', (msg: MainToProcessor) => {
   switch (msg.t) {
     case 'slot':
       slot = msg.slot;
+      counters = processorRegion(init.counters, slot);
       return;
     case 'shard-port':
       links.attach(msg.shard, msg.port, msg.firstSeq);
       return;
     case 'consume':
-      consumer ??= new NsqConsumer(msg.options, init.batchSize, deliverConsumed, log);
+      consumer ??= new NsqConsumer(msg.options, init.batchSize, init.latencySample, counters, deliverConsumed, log);
       return;
     case 'stop':
       void stopConsuming(msg.deadline);
@@ -48,12 +50,6 @@ toMain.on('message', (msg: MainToProcessor) => {
       setImmediate(() => {
         throw new Error(`crash requested for processor slot ${slot}`);
       });
-      return;
-    case 'stats': {
-      const stats = consumer?.stats(counters.routed, counters.undecodable)
-        ?? { messages: 0, batches: 0, requeued: 0, routed: counters.routed, undecodable: counters.undecodable, inFlight: 0, connected: false };
-      reply({ t: 'stats', id: msg.id, stats });
-    }
   }
 });
 toMain.unref();
@@ -74,24 +70,24 @@ async function stopConsuming(deadline: number): Promise<void> {
  * acknowledged them. Whatever goes wrong before the frames are out, every
  * shard still hears of `seq` (skips), so none waits for it.
  */
-function dispatch(seq: number, bodies: readonly Buffer[]): Promise<void> {
+function dispatch(seq: number, bodies: readonly Buffer[], samples: Float64Array | null): Promise<void> {
   let routed: Routed;
   try {
-    routed = route(bodies, init.shards, log);
+    routed = route(bodies, init.shards, log, samples);
   } catch (err) {
     void links.send(seq, []);
     throw err;
   }
-  counters.routed += routed.routed;
-  counters.undecodable += routed.undecodable;
+  counters[P_ROUTED]! += routed.routed;
+  counters[P_UNDECODABLE]! += routed.undecodable;
   return links.send(seq, routed.parts);
 }
 
 /** NSQ: this thread's Reader got a batch. */
-function deliverConsumed(bodies: Buffer[]): Promise<void> {
+function deliverConsumed(bodies: Buffer[], samples: Float64Array | null): Promise<void> {
   const seq = seqs.takeFor(slot);
   try {
-    return dispatch(seq, bodies);
+    return dispatch(seq, bodies, samples);
   } catch (err) {
     return Promise.reject(err);
   }
@@ -99,7 +95,7 @@ function deliverConsumed(bodies: Buffer[]): Promise<void> {
 
 /** Embedded queue: a Piscina task from the main thread; resolves once the shards delivered it. */
 export default function processBatch(task: ProcessTask): Promise<void> {
-  const { buf, ends, seq } = task;
+  const { buf, ends, seq, samples } = task;
   seqs.own(seq, slot);
   const bodies: Buffer[] = new Array(ends.length);
   for (let i = 0; i < ends.length; i++) {
@@ -107,5 +103,5 @@ export default function processBatch(task: ProcessTask): Promise<void> {
     // A Buffer view (no copy), not a Uint8Array: see router.ts.
     bodies[i] = Buffer.from(buf, start, ends[i]! - start);
   }
-  return dispatch(seq, bodies);
+  return dispatch(seq, bodies, samples);
 }

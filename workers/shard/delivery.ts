@@ -12,21 +12,13 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardAck, type ForwardBatch, type Payloads, type Positions } from '../../shared/frames';
+import { S_DELIVERED, S_DROPPED, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED } from '../../shared/counters';
 import { positioned } from '../../shared/payload';
 import type { History } from './history';
 import type { Registry, Socket, SocketData } from './registry';
 
 /** Sends a broadcast payload to this shard's joined connections of an app ('' = all); returns how many. */
 export type Publish = (payload: Uint8Array, app: string) => number;
-
-export interface DeliveryCounters {
-  /** Frames written to a socket (or queued in its backpressure buffer). */
-  delivered: number;
-  /** Deliveries to groups that had no member anywhere (as gopusher: dropped). */
-  undelivered: number;
-  /** Frames refused because a socket was over max_backpressure. */
-  dropped: number;
-}
 
 // The batch being delivered, for sendRun(): ws.cork() takes a callback, and a
 // module-level one with module-level arguments costs no closure per socket.
@@ -35,7 +27,7 @@ let runBatch: Payloads;
 let runViews: (Uint8Array | undefined)[];
 let runFrom = 0;
 let runTo = 0;
-let runCounters: DeliveryCounters;
+let runCounters: Float64Array;
 /** Offset of the run's first push, 0 when its group keeps no history here; then its epoch and positioned frames (made on first use). */
 let runFirst = 0;
 let runEpoch = '';
@@ -66,10 +58,23 @@ function sendRun(): void {
     const m = msgs[i]!;
     const want = apps[m]!;
     if (want !== '' && want !== app) continue;
-    // 1 sent, 0 buffered (backpressure building), 2 dropped over max_backpressure
-    // (uWS then closes the socket: closeOnBackpressureLimit).
-    if (ws.send(view(m), false, false) === 2) c.dropped++;
-    else c.delivered++;
+    count(ud, c, ws.send(view(m), false, false));
+  }
+}
+
+/**
+ * Counts one send's outcome: 1 sent, 0 buffered (backpressure building), 2
+ * dropped over max_backpressure (uWS then closes the socket:
+ * closeOnBackpressureLimit).
+ */
+function count(ud: SocketData, c: Float64Array, result: number): void {
+  if (result !== 2) c[S_DELIVERED]!++;
+  else {
+    c[S_DROPPED]!++;
+    if (!ud.slow) {
+      ud.slow = true;
+      c[S_SLOW_CLOSED]!++;
+    }
   }
 }
 
@@ -95,9 +100,8 @@ function sendRecovering(ud: SocketData): void {
     const frame = runFirst > 0 ? positionedFrame(i) : view(m);
     if (ud.held !== null) {
       ud.held.push(frame);
-      c.delivered++;
-    } else if (ws.send(frame, false, false) === 2) c.dropped++;
-    else c.delivered++;
+      c[S_DELIVERED]!++;
+    } else count(ud, c, ws.send(frame, false, false));
   }
 }
 
@@ -114,14 +118,14 @@ interface Forward {
 }
 
 export class Delivery {
-  readonly counters: DeliveryCounters = { delivered: 0, undelivered: 0, dropped: 0 };
   /** Per peer shard: indexes (into the batch's cards) of groups to forward there; reused across batches. */
   private readonly forwards: number[][];
   /** Forwards sent and not acknowledged yet, by id. */
   private readonly unacked = new Map<number, Forward>();
   private nextId = 1;
 
-  constructor(private readonly registry: Registry, private readonly history: History, private readonly publish: Publish) {
+  /** `counters`: this shard's buffer (shared/counters.ts). */
+  constructor(private readonly registry: Registry, readonly counters: Float64Array, private readonly history: History, private readonly publish: Publish) {
     this.forwards = Array.from({ length: registry.shards }, () => []);
   }
 
@@ -159,18 +163,20 @@ export class Delivery {
     for (let i = 0; i < bcast.length; i++) {
       const m = bcast[i]!;
       const start = m === 0 ? 0 : ends[m - 1]!;
-      this.counters.delivered += this.publish(new Uint8Array(buf, start, ends[m]! - start), apps[m]!);
+      this.counters[S_DELIVERED]! += this.publish(new Uint8Array(buf, start, ends[m]! - start), apps[m]!);
     }
   }
 
   /** Writes to local members; for owned groups, notes which peers hold the rest. Returns true if any must be forwarded. */
   private write(batch: Payloads, owner: boolean, pos: Positions | null): boolean {
-    const { cards, offs } = batch;
+    const { cards, offs, msgs, samples } = batch;
     const { local, remote, recovering } = this.registry;
     let forwarding = false;
     runBatch = batch;
     runViews = new Array(batch.ends.length);
     runCounters = this.counters;
+    // Sampled payloads (see Payloads.samples): 1 marks one, 2 one written here.
+    const marks = samples === null ? null : sampleMarks(samples, batch.ends.length);
 
     for (let k = 0; k < cards.length; k++) {
       const card = cards[k]!;
@@ -190,6 +196,7 @@ export class Delivery {
           if (several) ws.cork(sendRun);
           else sendRun();
         }
+        if (marks !== null) for (let i = runFrom; i < runTo; i++) if (marks[msgs[i]!] === 1) marks[msgs[i]!] = 2;
       }
       if (!owner) continue;
       const rec = remote.get(card);
@@ -201,10 +208,19 @@ export class Delivery {
           }
         }
       } else if (set === undefined) {
-        this.counters.undelivered += offs[k + 1]! - offs[k]!;
+        this.counters[S_UNDELIVERED]! += offs[k + 1]! - offs[k]!;
       }
     }
+    if (marks !== null) this.observeLatency(samples!, marks);
     return forwarding;
+  }
+
+  /** Push latency of the sampled payloads written here: accepted (queue or nsqd) to written. */
+  private observeLatency(samples: Float64Array, marks: Uint8Array): void {
+    const now = performance.timeOrigin + performance.now();
+    for (let j = 0; j < samples.length; j += 2) {
+      if (marks[samples[j]!] === 2) S_LATENCY.observe(this.counters, Math.max(0, now - samples[j + 1]!) / 1000);
+    }
   }
 
   /** Sends each peer the groups it holds members of, as a batch of its own. */
@@ -231,7 +247,9 @@ export class Delivery {
         this.unacked.set(id, { task, peer: s });
         task.remaining++;
         const buf = batch.buf.slice(0);
-        const frame: ForwardBatch = { t: F_FORWARD, id, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs, pos: pick(pos, list) };
+        const frame: ForwardBatch = {
+          t: F_FORWARD, id, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs, samples: batch.samples, pos: pick(pos, list),
+        };
         port.postMessage(frame, [buf]);
       }
       list.length = 0;
@@ -252,6 +270,12 @@ function pick(pos: Positions | null, list: readonly number[]): Positions | null 
     if (first[i]! > 0) any = true;
   }
   return any ? { first, epochs } : null;
+}
+
+function sampleMarks(samples: Float64Array, payloads: number): Uint8Array {
+  const marks = new Uint8Array(payloads);
+  for (let j = 0; j < samples.length; j += 2) marks[samples[j]!] = 1;
+  return marks;
 }
 
 function ack(task: Task): void {

@@ -3,12 +3,10 @@
 // shared/frames.ts). A shard that does not answer in time is a 504.
 
 import type { Worker } from 'node:worker_threads';
-import type { MainToShard, ShardAnswer, ShardQuery, ShardQueryKind, ShardStats } from '../../shared/frames';
+import type { MainToShard, ShardAnswer, ShardQuery, ShardQueryKind } from '../../shared/frames';
 import { PushError } from '../../shared/errors';
 
 const QUERY_TIMEOUT_MS = 5_000;
-
-const EMPTY: ShardStats = { clients: 0, groups: 0, localGroups: 0, delivered: 0, undelivered: 0, dropped: 0, historyCards: 0, historyBytes: 0 };
 
 interface Pending {
   resolve(value: ShardAnswer<ShardQueryKind>): void;
@@ -47,11 +45,6 @@ export class ShardQueries {
     this.pending.delete(id);
     clearTimeout(p.timer);
     p.resolve(value);
-  }
-
-  /** Per-shard stats, for /system and /stats (a restarting shard counts as empty). */
-  stats(): Promise<ShardStats[]> {
-    return Promise.all(Array.from({ length: this.shards }, (_, i) => this.ask<'stats'>(i, { q: 'stats' }).catch(() => EMPTY)));
   }
 
   /** Questions still open fail with PUSH_ERR_SHUTTING_DOWN. */

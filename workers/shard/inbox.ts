@@ -21,10 +21,12 @@ export class Inbox {
   /** Set while the shard shuts down or crashes: frames are ignored. */
   stopped = false;
 
+  /** `membersChanged`: called after the peers' member counts changed the registry (the shard's gauges follow it). */
   constructor(
     private readonly registry: Registry,
     private readonly delivery: Delivery,
     start: { readonly firstSeq: number; readonly processors: readonly number[]; readonly peers: readonly number[]; readonly gaps: readonly number[] },
+    private readonly membersChanged: () => void = () => {},
   ) {
     this.expectedProcessors = new Set(start.processors);
     this.expectedPeers = new Set(start.peers);
@@ -49,6 +51,7 @@ export class Inbox {
   peerGone(peer: number): void {
     this.registry.dropPeer(peer);
     this.delivery.peerGone(peer);
+    this.membersChanged();
     this.peerReady(peer);
   }
 
@@ -77,6 +80,7 @@ export class Inbox {
         return;
       case F_MEMBERS:
         this.registry.applyMembers(peer, frame);
+        this.membersChanged();
         if (frame.sync) this.peerReady(peer);
         return;
       case F_MEMBERS_ACK:

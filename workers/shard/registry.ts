@@ -39,6 +39,8 @@ export interface SocketData {
   app: string;
   /** Set in the close handler: a closed uWS socket throws when touched. */
   closed: boolean;
+  /** A frame was dropped over max_backpressure: uWS closes it (counted once). */
+  slow: boolean;
   /** Joins waiting for their owner's acknowledgement. */
   unconfirmed: number;
   /** Answers (and, for recovering connections, pushes) held back while unconfirmed > 0, in order; null otherwise. */
@@ -47,6 +49,21 @@ export interface SocketData {
   recover: boolean;
   /** The current join's recovery while its owner has not answered: pushes for the card are skipped (the answer covers them). */
   seam: Seam | null;
+  /** Sketch hash of the client address (shared/conn-counters.ts), -1 when addresses are not counted. */
+  addr: number;
+  /** Join token from the upgrade's ?token= ('' when none). */
+  token: string;
+  /** Join rate limit: joins this connection may still send now, and when that was computed (ms). */
+  joinBudget: number;
+  joinAt: number;
+  /** A join token is being verified; frames that arrive meanwhile wait in `queued`, in order. */
+  verifying: boolean;
+  queued: string[] | null;
+}
+
+/** User data of a new connection (fixed shape: every field set). */
+export function socketData(addr = -1, token = '', joinBudget = 0): SocketData {
+  return { card: '', app: '', closed: false, slow: false, unconfirmed: 0, held: null, recover: false, seam: null, addr, token, joinBudget, joinAt: 0, verifying: false, queued: null };
 }
 
 export type Socket = WebSocket<SocketData>;

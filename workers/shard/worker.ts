@@ -11,24 +11,34 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as uWS from 'uWebSockets.js';
 import { createLogger } from '../../shared/log';
-import type { MainToShard, ShardAnswer, ShardInit, ShardQueryKind, ShardStats, ShardToMain } from '../../shared/frames';
-import { WsErrors } from '../../shared/errors';
-import { Registry, type Socket, type SocketData } from './registry';
+import type { MainToShard, ShardAnswer, ShardInit, ShardQueryKind, ShardToMain } from '../../shared/frames';
+import { WsErrors, type WsErrorCode } from '../../shared/errors';
+import { ConnCounters } from '../../shared/conn-counters';
+import { JoinVerifier } from '../../shared/join-token';
+import { S_CLIENTS, S_GROUPS, S_HEARTBEAT, S_HISTORY_BYTES, S_HISTORY_CARDS, S_LOCAL_GROUPS, shardCounters, wsErrorSlot } from '../../shared/counters';
+import { Registry, socketData, type Socket, type SocketData } from './registry';
 import { Delivery } from './delivery';
 import { History } from './history';
 import { Inbox } from './inbox';
 import { AppTopics } from './app-topics';
-import { closeWith, confirmJoins, handleFrame, type Wire } from './protocol';
+import { Admission } from './admission';
+import { closeWith, confirmJoins, Protocol } from './protocol';
 
 const init = workerData as ShardInit;
-const log = createLogger(`shard-${init.index}`, init.logLevel);
+const log = createLogger(`shard-${init.index}`, init.logLevel, init.logFormat);
 const main = parentPort!;
+const counters = shardCounters(init.counters);
 const history: History = new History(init.history, (card: string): boolean => registry.has(card));
 const registry = new Registry(init.index, init.shards, confirmJoins, history);
 // Broadcasts go through the uWS app made below (AppTopics).
-const delivery = new Delivery(registry, history, (payload, app) => apps.publish(payload, app));
-const inbox = new Inbox(registry, delivery, init);
+const delivery = new Delivery(registry, counters, history, (payload, app) => apps.publish(payload, app));
+const inbox = new Inbox(registry, delivery, init, () => gauges());
 const { sequencer } = inbox;
+const connCounters = new ConnCounters(init.connCounters, init.shards, init.index);
+// This shard's predecessor (if it crashed) took its connections with it.
+connCounters.reset();
+const admission = new Admission(connCounters, init.limits);
+const verifier = init.joinAuth !== null ? new JoinVerifier(init.joinAuth) : null;
 
 /** Every open connection, joined or not: shutdown and crash close them all. */
 const sockets = new Set<Socket>();
@@ -41,9 +51,26 @@ function post(msg: ShardToMain): void {
   main.postMessage(msg);
 }
 
+/** The gauges the main thread reads (shared/counters.ts), after anything that may change them. */
+function gauges(): void {
+  counters[S_CLIENTS] = sockets.size;
+  counters[S_GROUPS] = registry.owned;
+  counters[S_LOCAL_GROUPS] = registry.local.size;
+  counters[S_HISTORY_CARDS] = history.size;
+  counters[S_HISTORY_BYTES] = history.bytes;
+}
+
+// The heartbeat says this thread's event loop turns (/readyz).
+counters[S_HEARTBEAT] = Date.now();
+const heartbeat = setInterval(() => {
+  counters[S_HEARTBEAT] = Date.now();
+}, 1_000);
+heartbeat.unref();
+
 const WELCOME = JSON.stringify({ msg: 'welcome to socket server', server: 'pusher' });
 
-const app = uWS.App()
+// uWS reads the files itself; the main thread checked them first (src/secrets.ts).
+const app = (init.tls !== null ? uWS.SSLApp({ cert_file_name: init.tls.cert, key_file_name: init.tls.key }) : uWS.App())
   .ws<SocketData>('/ws', {
     // uWS drops a connection over its limit without a close frame (clients
     // see 1006). Up to twice max_payload we check ourselves and close with
@@ -59,7 +86,9 @@ const app = uWS.App()
         res.writeStatus('503 Service Unavailable').end();
         return;
       }
-      const data: SocketData = { card: '', app: '', closed: false, unconfirmed: 0, held: null, recover: false, seam: null };
+      const addr = admission.check(res, req);
+      if (addr === null) return;
+      const data = socketData(addr, verifier !== null ? req.getQuery('token') ?? '' : '', init.limits.joinRate);
       res.upgrade(
         data,
         req.getHeader('sec-websocket-key'),
@@ -70,26 +99,32 @@ const app = uWS.App()
     },
     open(ws) {
       sockets.add(ws);
+      connCounters.add(ws.getUserData().addr, 1);
+      gauges();
     },
     message(ws, message, isBinary) {
       if (isBinary) {
-        closeWith(ws, 'PUSH_ERR_WS_BINARY');
+        closeWith(ws, 'PUSH_ERR_WS_BINARY', counters);
         return;
       }
       if (message.byteLength > init.maxPayload) {
-        closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE');
+        closeWith(ws, 'PUSH_ERR_WS_TOO_LARGE', counters);
         return;
       }
-      handleFrame(ws, Buffer.from(message).toString('utf8'), wire);
+      // uWS has checked that a text frame is valid UTF-8 (it drops the connection otherwise).
+      protocol.frame(ws, Buffer.from(message).toString('utf8'));
+      gauges();
     },
     close(ws) {
       const ud = ws.getUserData();
       ud.closed = true;
       sockets.delete(ws);
+      connCounters.add(ud.addr, -1);
       if (ud.card !== '') {
         registry.leave(ws, ud.card);
         apps.leave(ud.app);
       }
+      gauges();
     },
   })
   .get('/', (res) => {
@@ -101,7 +136,8 @@ const app = uWS.App()
   });
 
 const apps = new AppTopics(app);
-const wire: Wire = { registry, apps, maxIdLength: init.maxIdLength };
+// Made after the app: joins subscribe connections to their app's topic.
+const protocol = new Protocol(registry, apps, { maxIdLength: init.maxIdLength, joinRate: init.limits.joinRate, verifier }, counters, log);
 
 app.listen(init.host, init.wsPort, (token) => {
   if (token === false) {
@@ -115,21 +151,8 @@ app.listen(init.host, init.wsPort, (token) => {
   post({ t: 'ready' });
 });
 
-function stats(): ShardStats {
-  return {
-    clients: sockets.size,
-    groups: registry.owned,
-    localGroups: registry.local.size,
-    ...delivery.counters,
-    historyCards: history.size,
-    historyBytes: history.bytes,
-  };
-}
-
 function answer(msg: Extract<MainToShard, { t: 'query' }>): ShardAnswer<ShardQueryKind> {
   switch (msg.q) {
-    case 'stats':
-      return stats();
     case 'online':
       return registry.groupSize(msg.card) > 0;
     case 'group':
@@ -181,30 +204,36 @@ const stallCheck = setInterval(() => {
 stallCheck.unref();
 
 // Cards idle for history.ttl with no member left forget their history.
-const historySweep = setInterval(() => history.sweep(Date.now()), 1_000);
+const historySweep = setInterval(() => {
+  history.sweep(Date.now());
+  gauges();
+}, 1_000);
 historySweep.unref();
 
 /** Closes every handle this thread holds, so it can end without aborting the process. */
-function closeAll(code: number, reason: string): void {
+function closeAll(code: number, reason: WsErrorCode): void {
   if (listenSocket !== null) {
     uWS.us_listen_socket_close(listenSocket);
     listenSocket = null;
   }
   // end() runs the close handler synchronously, which edits `sockets`: iterate a copy.
   for (const ws of [...sockets]) {
-    if (!ws.getUserData().closed) ws.end(code, reason);
+    if (ws.getUserData().closed) continue;
+    counters[wsErrorSlot(reason)]!++;
+    ws.end(code, reason);
   }
   // Forcefully closes what is left (HTTP keep-alive connections, closing sockets).
   app.close();
   clearInterval(stallCheck);
   clearInterval(historySweep);
+  clearInterval(heartbeat);
   sequencer.close();
   for (const port of registry.peers) port?.close();
   for (const port of processorPorts) port.close();
   main.unref();
 }
 
-function stop(code: number, reason: string): void {
+function stop(code: number, reason: WsErrorCode): void {
   if (stopping) return;
   stopping = true;
   inbox.stopped = true;

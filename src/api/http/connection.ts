@@ -7,32 +7,34 @@
 
 import type { Socket } from 'node:net';
 import { onceATurn } from '../../../shared/once-a-turn';
-import { RequestParser, type HttpRefusal, type ParserSink, type RequestHead } from './parser';
+import { RequestParser, type BodyBudget, type BodyRefusal, type HttpRefusal, type ParserSink, type RequestHead } from './parser';
 
 /** Requests read and not yet answered: above it the connection stops reading. */
 const MAX_PENDING = 1024;
 /** Answer bytes the client has not taken yet: above it the connection stops reading. */
 const MAX_UNSENT = 1024 * 1024;
 /**
- * After a 413 the rest of the body is read and dropped, so that a client that
+ * After a refused body (413, or 503 when bodies hold gateway.max_body_total) the rest of it is read and dropped, so that a client that
  * sends its whole body before reading (Node's fetch) gets the answer instead
  * of a reset; at most this many bytes...
  */
 export const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
-/** ...and for at most this long after the 413; past either, the connection is closed. */
+/** ...and for at most this long after the answer; past either, the connection is closed. */
 export const DRAIN_MAX_MS = 5_000;
 
 const STATUS_LINE: Record<number, string> = {
   100: 'HTTP/1.1 100 Continue\r\n', 200: 'HTTP/1.1 200 OK\r\n', 204: 'HTTP/1.1 204 No Content\r\n',
-  400: 'HTTP/1.1 400 Bad Request\r\n', 404: 'HTTP/1.1 404 Not Found\r\n', 405: 'HTTP/1.1 405 Method Not Allowed\r\n',
-  413: 'HTTP/1.1 413 Payload Too Large\r\n', 431: 'HTTP/1.1 431 Request Header Fields Too Large\r\n',
+  400: 'HTTP/1.1 400 Bad Request\r\n', 401: 'HTTP/1.1 401 Unauthorized\r\n', 403: 'HTTP/1.1 403 Forbidden\r\n',
+  404: 'HTTP/1.1 404 Not Found\r\n', 405: 'HTTP/1.1 405 Method Not Allowed\r\n',
+  413: 'HTTP/1.1 413 Payload Too Large\r\n', 415: 'HTTP/1.1 415 Unsupported Media Type\r\n', 429: 'HTTP/1.1 429 Too Many Requests\r\n',
+  431: 'HTTP/1.1 431 Request Header Fields Too Large\r\n',
   500: 'HTTP/1.1 500 Internal Server Error\r\n', 503: 'HTTP/1.1 503 Service Unavailable\r\n', 504: 'HTTP/1.1 504 Gateway Timeout\r\n',
 };
 const CONTINUE = `${STATUS_LINE[100]}\r\n`;
 /** Head of a request the parser could not read (its answer only needs to close). */
-const UNREAD: RequestHead = { method: '', path: '', query: '', origin: false, close: true, expectContinue: false };
+const UNREAD: RequestHead = { method: '', path: '', query: '', origin: '', contentType: '', authorization: '', forwardedFor: '', close: true, expectContinue: false };
 
-export type Refusal = HttpRefusal | 'PUSH_ERR_BODY_TOO_LARGE';
+export type Refusal = HttpRefusal | BodyRefusal;
 
 export interface HttpHandler {
   /** A complete request: answer `x` exactly once, now or later. `body` may be a view of the read buffer. */
@@ -50,14 +52,14 @@ export class Exchange {
   /** The connection closes after this answer. */
   close: boolean;
 
-  constructor(private readonly conn: Connection, readonly head: RequestHead) {
+  constructor(readonly conn: Connection, readonly head: RequestHead) {
     this.close = head.close;
   }
 
-  /** Answers with `body` as application/json (no body for 204); `headers`: extra lines, each ending in CRLF. */
-  answer(status: number, body: string, headers = ''): void {
+  /** Answers with `body` of `type` (no body for 204); `headers`: extra lines, each ending in CRLF. */
+  answer(status: number, body: string, headers = '', type = 'application/json'): void {
     if (this.text !== null) return;
-    this.text = format(status, body, headers, this.close, this.head.method === 'HEAD');
+    this.text = format(status, body, headers, type, this.close, this.head.method === 'HEAD');
     this.conn.pump();
   }
 }
@@ -66,18 +68,20 @@ export class Exchange {
 let memoStatus = 0;
 let memoBody = '';
 let memoHeaders = '';
+let memoType = '';
 let memoFlags = -1;
 let memoText = '';
 
-function format(status: number, body: string, headers: string, close: boolean, noBody: boolean): string {
+function format(status: number, body: string, headers: string, type: string, close: boolean, noBody: boolean): string {
   const flags = (close ? 1 : 0) | (noBody ? 2 : 0);
-  if (status === memoStatus && flags === memoFlags && body === memoBody && headers === memoHeaders) return memoText;
+  if (status === memoStatus && flags === memoFlags && body === memoBody && headers === memoHeaders && type === memoType) return memoText;
   const line = STATUS_LINE[status] ?? `HTTP/1.1 ${status} Status\r\n`;
-  const framing = status === 204 ? '' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+  const framing = status === 204 ? '' : `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
   const text = `${line}${headers}${framing}${close ? 'Connection: close\r\n' : ''}\r\n${noBody || status === 204 ? '' : body}`;
   memoStatus = status;
   memoBody = body;
   memoHeaders = headers;
+  memoType = type;
   memoFlags = flags;
   memoText = text;
   return text;
@@ -98,7 +102,7 @@ const flushSoon = onceATurn(() => {
 export const enum Phase {
   /** Reading requests. */
   Open,
-  /** A 413 is answered; the rest of its body is being dropped. */
+  /** A refused body (413, 503) is answered; the rest of it is being dropped. */
   Draining,
   /** No more requests are read; the connection ends once the answers are written. */
   Closing,
@@ -121,16 +125,26 @@ export class Connection implements ParserSink {
   private inDirty = false;
   private paused = false;
   private dropped = 0;
+  /**
+   * The gateway's note of the Authorization value it last accepted on this
+   * connection, and under which key generation: the same value on the next
+   * request needs no second check (it is what this client already showed).
+   */
+  authorized = '';
+  authorizedGen = -1;
+  /** Which key that value matched (ApiKeys.match). */
+  authorizedKey = -1;
 
   constructor(
     readonly socket: Socket,
     private readonly handler: HttpHandler,
     maxBody: number,
+    budget: BodyBudget,
     private readonly idleMs: number,
     /** The server's open connections: this one leaves it when closed. */
     private readonly registry: Set<Connection>,
   ) {
-    this.parser = new RequestParser(this, maxBody);
+    this.parser = new RequestParser(this, maxBody, budget);
     this.deadline = Date.now() + idleMs;
     registry.add(this);
   }
@@ -185,19 +199,19 @@ export class Connection implements ParserSink {
     this.handler.request(x, body);
   }
 
-  tooLarge(): void {
+  refused(code: BodyRefusal): void {
     const x = this.current!;
     this.current = null;
     x.close = true;
     if (x.interim !== null) {
-      // It waits for 100 Continue before sending the body: it gets the 413 instead, and no body comes.
+      // It waits for 100 Continue before sending the body: it gets the refusal instead, and no body comes.
       x.interim = null;
       this.stopReading();
     } else {
       this.phase = Phase.Draining;
       this.deadline = Date.now() + DRAIN_MAX_MS;
     }
-    this.handler.refuse(x, 'PUSH_ERR_BODY_TOO_LARGE', '');
+    this.handler.refuse(x, code, '');
   }
 
   drop(n: number, ended: boolean): void {

@@ -49,8 +49,14 @@ export interface RequestHead {
   readonly path: string;
   /** After "?", or "". */
   readonly query: string;
-  /** The request has an Origin header (a browser's cross-origin request). */
-  readonly origin: boolean;
+  /** The Origin header ('' when none): browsers send it on cross-origin requests. */
+  readonly origin: string;
+  /** The Content-Type header ('' when none). */
+  readonly contentType: string;
+  /** The Authorization header ('' when none). */
+  readonly authorization: string;
+  /** X-Forwarded-For, several joined with ", " ('' when none); trusted only from server.trusted_proxies. */
+  readonly forwardedFor: string;
   /** The client will not reuse the connection: `Connection: close`, or HTTP/1.0 without keep-alive. */
   readonly close: boolean;
   /** `Expect: 100-continue`: the client waits for an interim answer before sending the body. */
@@ -58,18 +64,41 @@ export interface RequestHead {
 }
 
 export type HttpRefusal = 'PUSH_ERR_BAD_HTTP' | 'PUSH_ERR_HEADERS_TOO_LARGE';
+/** Why a body is not read: over gateway.max_body, or over what all bodies together may hold. */
+export type BodyRefusal = 'PUSH_ERR_BODY_TOO_LARGE' | 'PUSH_ERR_OVERLOADED';
+
+/**
+ * Bytes that bodies being gathered over several reads may hold, all
+ * connections together (gateway.max_body_total). A body that arrives in one
+ * read is passed as a view of it and holds nothing here.
+ */
+export class BodyBudget {
+  held = 0;
+
+  constructor(readonly max: number) {}
+
+  take(n: number): boolean {
+    if (this.held + n > this.max) return false;
+    this.held += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.held -= n;
+  }
+}
 
 /** What the parser reports, in input order. */
 export interface ParserSink {
-  /** A head was read; `hasBody`: a body follows (body() or tooLarge() comes next). */
+  /** A head was read; `hasBody`: a body follows (body() or refused() comes next). */
   head(head: RequestHead, hasBody: boolean): void;
   /**
    * The request's whole body (empty when it has none), at most the limit.
    * It may be a view of the connection's read buffer: copy what outlives the call.
    */
   body(body: Buffer): void;
-  /** The body is over the limit: its bytes are now read and dropped; nothing after it is parsed. */
-  tooLarge(): void;
+  /** The body is refused (over the limit, or no memory for it): its bytes are now read and dropped; nothing after it is parsed. */
+  refused(code: BodyRefusal): void;
   /** `n` bytes of an over-limit body were dropped; `ended` when its last byte was. */
   drop(n: number, ended: boolean): void;
   /** Malformed input: parsing stops for good. */
@@ -94,12 +123,14 @@ export class RequestParser {
   /** A body gathered over several reads, and its filled length. */
   private buf: Buffer | null = null;
   private len = 0;
+  /** Bytes of `buf` taken from the budget. */
+  private held = 0;
   private dropping = false;
   private trailerBytes = 0;
   /** Body length of the head just parsed; -1: chunked. */
   private declared = 0;
 
-  constructor(private readonly sink: ParserSink, private readonly limit: number) {}
+  constructor(private readonly sink: ParserSink, private readonly limit: number, private readonly budget: BodyBudget) {}
 
   private get halted(): boolean {
     return this.state === State.Stopped;
@@ -114,7 +145,31 @@ export class RequestParser {
   stop(): void {
     this.state = State.Stopped;
     this.carry = null;
+    this.release();
+  }
+
+  /** Drops the body buffer and gives its bytes back to the budget. */
+  private release(): void {
     this.buf = null;
+    this.budget.give(this.held);
+    this.held = 0;
+  }
+
+  /** A buffer of `size` bytes for the body, holding the first `keep` bytes of the current one; null when the budget is spent. */
+  private grow(size: number, keep: number): Buffer | null {
+    if (!this.budget.take(size)) return null;
+    const bigger = Buffer.allocUnsafe(size);
+    if (this.buf !== null && keep > 0) this.buf.copy(bigger, 0, 0, keep);
+    this.budget.give(this.held);
+    this.held = size;
+    this.buf = bigger;
+    return bigger;
+  }
+
+  private refuse(code: BodyRefusal): void {
+    this.dropping = true;
+    this.release();
+    this.sink.refused(code);
   }
 
   feed(data: Buffer): void {
@@ -191,7 +246,10 @@ export class RequestParser {
     let length = 0;
     let lengthSeen = false;
     let chunked = false;
-    let origin = false;
+    let origin = '';
+    let contentType = '';
+    let authorization = '';
+    let forwardedFor = '';
     let close = http10;
     let expectContinue = false;
     let count = 0;
@@ -204,7 +262,7 @@ export class RequestParser {
       if (!isToken(text, pos, colon)) throw new Malformed('PUSH_ERR_BAD_HTTP', 'header name is not a token (or a folded line)');
       // Only the names the gateway uses are looked at; their lengths filter first.
       const n = colon - pos;
-      if (n === 6 || n === 10 || n === 14 || n === 17) {
+      if (n === 6 || n === 10 || (n >= 12 && n <= 15) || n === 17) {
         const key = text.slice(pos, colon).toLowerCase();
         const value = text.slice(colon + 1, e).trim();
         if (key === 'content-length') {
@@ -217,7 +275,13 @@ export class RequestParser {
           if (chunked || value.toLowerCase() !== 'chunked') throw new Malformed('PUSH_ERR_BAD_HTTP', 'Transfer-Encoding other than "chunked"');
           chunked = true;
         } else if (key === 'origin') {
-          origin = true;
+          origin = value;
+        } else if (key === 'content-type') {
+          contentType = value;
+        } else if (key === 'authorization') {
+          authorization = value;
+        } else if (key === 'x-forwarded-for') {
+          forwardedFor = forwardedFor === '' ? value : `${forwardedFor}, ${value}`;
         } else if (key === 'connection') {
           for (const token of value.toLowerCase().split(',')) {
             const t = token.trim();
@@ -238,7 +302,7 @@ export class RequestParser {
       method: text.slice(0, sp1),
       path: text.slice(sp1 + 1, hasQuery ? q : sp2),
       query: hasQuery ? text.slice(q + 1, sp2) : '',
-      origin, close, expectContinue,
+      origin, contentType, authorization, forwardedFor, close, expectContinue,
     };
   }
 
@@ -251,15 +315,14 @@ export class RequestParser {
     this.len = 0;
     this.state = State.Length;
     if (length > this.limit) {
-      this.dropping = true;
-      this.sink.tooLarge();
+      this.refuse('PUSH_ERR_BODY_TOO_LARGE');
     } else if (input.length - off >= length) {
       // The usual push: the whole body is in this read, passed without a copy.
       this.state = State.Head;
       this.sink.body(input.subarray(off, off + length));
       return off + length;
-    } else {
-      this.buf = Buffer.allocUnsafe(length);
+    } else if (this.grow(length, 0) === null) {
+      this.refuse('PUSH_ERR_OVERLOADED');
     }
     return off;
   }
@@ -279,7 +342,7 @@ export class RequestParser {
 
   private startChunked(): void {
     this.state = State.ChunkSize;
-    this.buf = null;
+    this.release();
     this.len = 0;
     this.trailerBytes = 0;
   }
@@ -302,17 +365,11 @@ export class RequestParser {
       this.state = State.Trailers;
       return l.next;
     }
-    if (!this.dropping && this.len + size > this.limit) {
-      this.dropping = true;
-      this.buf = null;
-      this.sink.tooLarge();
-    }
+    if (!this.dropping && this.len + size > this.limit) this.refuse('PUSH_ERR_BODY_TOO_LARGE');
     if (!this.dropping) {
       const need = this.len + size;
-      if (this.buf === null || this.buf.length < need) {
-        const bigger = Buffer.allocUnsafe(Math.min(this.limit, Math.max(need, (this.buf?.length ?? 0) * 2)));
-        if (this.buf !== null) this.buf.copy(bigger, 0, 0, this.len);
-        this.buf = bigger;
+      if ((this.buf === null || this.buf.length < need) && this.grow(Math.min(this.limit, Math.max(need, (this.buf?.length ?? 0) * 2)), this.len) === null) {
+        this.refuse('PUSH_ERR_OVERLOADED');
       }
     }
     this.remaining = size;
@@ -357,8 +414,15 @@ export class RequestParser {
 
   private finishBody(): void {
     const body = this.buf === null ? EMPTY : this.buf.subarray(0, this.len);
+    const held = this.held;
     this.buf = null;
+    this.held = 0;
     this.state = State.Head;
-    this.sink.body(body);
+    // The handler copies what it keeps (ParserSink.body): the bytes are free once it returns.
+    try {
+      this.sink.body(body);
+    } finally {
+      this.budget.give(held);
+    }
   }
 }

@@ -1,0 +1,59 @@
+// What the every-node-consumes-every-push model costs as nodes are added:
+// reads the cluster results bench/results/<prefix>-<n>.json (a fixed rate)
+// and <prefix>-<n>-max.json (as fast as the nodes take pushes) for each node
+// count, writes bench/results/<prefix>.svg (against the node count: pushes/s,
+// and CPU per 100,000 pushes per node, for all nodes and for nsqd) and prints
+// the table README shows.
+//
+//   node dist/bench/cluster-plot.js [prefix=cluster-nodes] [nodes=1,2,4]
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { renderSvg } from './plot';
+import { RESULTS_DIR } from './results';
+
+interface Summary {
+  pushesPerS: number;
+  meanNodeCpuSecPer100k: number;
+  nodesCpuSecPer100k: number;
+  nsqdCpuSecPer100k: number;
+  meanNodeCpuPct: number;
+  p50Ms: number;
+  p99Ms: number;
+  lost: number;
+}
+
+function summary(name: string): Summary {
+  return (JSON.parse(readFileSync(join(RESULTS_DIR, `${name}.json`), 'utf8')) as { summary: Summary }).summary;
+}
+
+const prefix = process.argv[2] ?? 'cluster-nodes';
+const nodes = (process.argv[3] ?? '1,2,4').split(',').map(Number);
+const fixed = nodes.map((n) => summary(`${prefix}-${n}`));
+const max = nodes.map((n) => summary(`${prefix}-${n}-max`));
+
+const svg = renderSvg({
+  title: 'Cluster on one machine: every node consumes every push',
+  subtitle: `${prefix}-<nodes>.json (fixed rate) and ${prefix}-<nodes>-max.json (as fast as taken); 2 cores shared by the nodes, nsqd, etcd and the load`,
+  x: nodes,
+  xLabel: 'pusher nodes',
+  markers: true,
+  panels: [
+    { title: 'pushes/s accepted, as fast as taken', log: false, series: [{ label: 'pushes/s', color: '#1f77b4', values: max.map((s) => s.pushesPerS) }] },
+    {
+      title: 'CPU seconds per 100,000 pushes (fixed rate)', log: false, series: [
+        { label: 'per node', color: '#2ca02c', values: fixed.map((s) => s.meanNodeCpuSecPer100k) },
+        { label: 'all nodes', color: '#d62728', values: fixed.map((s) => s.nodesCpuSecPer100k) },
+        { label: 'nsqd', color: '#9467bd', values: fixed.map((s) => s.nsqdCpuSecPer100k) },
+      ],
+    },
+  ],
+});
+writeFileSync(join(RESULTS_DIR, `${prefix}.svg`), svg);
+
+console.log('| nodes | pushes/s (max) | CPU-s per 100k pushes: per node / all nodes / nsqd (fixed rate) | p50 / p99 ms (fixed rate) | lost |');
+console.log('| --- | --- | --- | --- | --- |');
+nodes.forEach((n, i) => {
+  const f = fixed[i]!;
+  console.log(`| ${n} | ${max[i]!.pushesPerS.toLocaleString('en')} | ${f.meanNodeCpuSecPer100k} / ${f.nodesCpuSecPer100k} / ${f.nsqdCpuSecPer100k} | ${f.p50Ms} / ${f.p99Ms} | ${f.lost + max[i]!.lost} |`);
+});
