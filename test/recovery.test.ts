@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { ownerOf } from '../shared/hash';
 import { cpuHog } from './helpers/load';
 import { Client, getJson, postJson, startServer, stats, until, type Running } from './helpers/server';
+import { SECRET, token } from './helpers/security';
 
 interface Frame {
   type: number;
@@ -39,9 +40,9 @@ function parsed(c: Client, from = 0): Frame[] {
 }
 
 /** Sends a join with recovery and resolves with its reply (the first frame after it that says "recovered"). */
-async function joinRecovering(c: Client, card: string, since?: Since, app?: string): Promise<Frame> {
+async function joinRecovering(c: Client, card: string, since?: Since, app?: string, joinToken?: string): Promise<Frame> {
   const from = c.frames.length;
-  c.send({ event: 'join', data: { card_id: card, recover: true, ...(since ? { since } : {}), ...(app ? { app_id: app } : {}) } });
+  c.send({ event: 'join', data: { card_id: card, recover: true, ...(since ? { since } : {}), ...(app ? { app_id: app } : {}), ...(joinToken ? { token: joinToken } : {}) } });
   let reply: Frame | undefined;
   await until(async () => (reply = parsed(c, from).find((f) => f.recovered !== undefined)) !== undefined, `join reply for ${card}`);
   return reply!;
@@ -348,4 +349,31 @@ t.test('bad recovery fields: PUSH_ERR_WS_JOIN_INVALID, the connection stays open
   t.equal(c.frames.at(-1), '{"type":1,"data":"still here"}', 'still a plain member');
   t.equal(c.closeCode, null);
   await c.close();
+});
+
+t.test('signed joins: a verified join recovers too, and a ping sent behind it is answered after its missed pushes', async (t) => {
+  const signed = await startServer({ shards: 2, sets: [`auth.join_secret=${SECRET}`] });
+  t.teardown(() => signed.stop());
+  const card = owned(0, 'signed');
+  const pushTo = async (content: string): Promise<void> => {
+    t.equal((await postJson(`${signed.http}/push`, { to: [card], content })).status, 200);
+  };
+  const witness = await Client.open(signed.wsUrl);
+  witness.send({ event: 'join', data: { card_id: card, token: await token({ sub: card }) } });
+  await witness.waitFrames(1);
+  const a = await Client.open(signed.wsUrl);
+  const first = await joinRecovering(a, card, undefined, undefined, await token({ sub: card }));
+  await a.close();
+  await pushTo('m1');
+  await pushTo('m2');
+  await witness.waitFrames(3);
+  const b = await Client.open(signed.wsUrl);
+  b.send({ event: 'join', data: { card_id: card, token: await token({ sub: card }), since: { offset: first.offset, epoch: first.epoch } } });
+  b.send({ event: 'ping' });
+  await b.waitFrames(4);
+  const got = parsed(b);
+  t.match(got[0], { data: 'ok', recovered: true, offset: first.offset! + 2 });
+  t.same(got.slice(1, 3).map((f) => [f.data, f.offset]), [['m1', first.offset! + 1], ['m2', first.offset! + 2]], 'the missed pushes');
+  t.same(got[3], { type: 1, data: 'ok' }, 'then the ping\'s answer');
+  await Promise.all([b.close(), witness.close()]);
 });
