@@ -6,7 +6,7 @@
 import { nowUs } from './content';
 import type { Fleet } from './fleet';
 import type { FaultKind, Options } from './options';
-import type { Nsqd, ServerHandle } from './server-proc';
+import { serverJson, type Nsqd, type ServerHandle } from './server-proc';
 
 /** How long nsqd stays down: long enough for the server to notice and answer pushes 503. */
 const NSQD_DOWN_MS = 2_000;
@@ -68,24 +68,24 @@ async function restartNsqd(nsqd: Nsqd, how: Options['nsqdStop']): Promise<{ labe
   return { label: 'nsqd planned restart', detail: { signal: 'SIGTERM', channelsPaused: names, exit, downMs: NSQD_DOWN_MS } };
 }
 
-interface Stats {
+export interface ChaosStats {
   restarts: number[];
   shards: { clients: number }[];
   /** NSQ: producer and consumer connected; the consumer connects once the warm-up is over. */
   queue: { connected: boolean };
 }
 
-async function stats(server: ServerHandle): Promise<Stats | null> {
+/** The server's /stats, or null while it does not answer (restarting). */
+export async function chaosStats(server: ServerHandle): Promise<ChaosStats | null> {
   try {
-    const res = await fetch(`${server.httpUrl}/stats`, { signal: AbortSignal.timeout(2000) });
-    return (await res.json()) as Stats;
+    return (await serverJson(server, '/stats')) as ChaosStats;
   } catch {
     return null;
   }
 }
 
 async function shardRestarts(server: ServerHandle): Promise<number[] | null> {
-  return (await stats(server))?.restarts ?? null;
+  return (await chaosStats(server))?.restarts ?? null;
 }
 
 async function crashShard(server: ServerHandle): Promise<{ label: string; detail: Record<string, unknown> }> {
@@ -111,10 +111,10 @@ async function restartPusher(server: ServerHandle): Promise<{ label: string; det
   const stopMs = Date.now() - started;
   await server.process!.start();
   const downMs = Date.now() - started;
-  let s = await stats(server);
+  let s = await chaosStats(server);
   while (s?.queue.connected !== true && Date.now() - started < CONSUMING_TIMEOUT_MS) {
     await sleep(50);
-    s = await stats(server);
+    s = await chaosStats(server);
   }
   const consuming = s?.queue.connected === true;
   return {

@@ -9,7 +9,7 @@ import { nowUs } from './content';
 import { Histogram } from './histogram';
 import { cpuPercent, sampleProc, type ProcSample } from './proc-stats';
 import type { AppShare, HolderToParent, SenderDone, SenderStart, SenderToParent } from './messages';
-import type { ServerHandle } from './server-proc';
+import { serverJson, type ServerHandle } from './server-proc';
 
 /** One second of the run. Latencies in ms; null where nothing was measured. */
 export interface Interval {
@@ -71,10 +71,9 @@ export interface ServerCounters {
   clients: number;
 }
 
-export async function serverCounters(httpUrl: string): Promise<ServerCounters | null> {
+export async function serverCounters(server: Pick<ServerHandle, 'httpUrl' | 'apiKey'>): Promise<ServerCounters | null> {
   try {
-    const res = await fetch(`${httpUrl}/stats`, { signal: AbortSignal.timeout(2000) });
-    const body = (await res.json()) as { shards?: ServerCounters[] };
+    const body = (await serverJson(server, '/stats')) as { shards?: ServerCounters[] };
     const out: ServerCounters = { delivered: 0, undelivered: 0, dropped: 0, clients: 0 };
     for (const s of body.shards ?? []) {
       out.delivered += s.delivered;
@@ -330,7 +329,7 @@ export class Fleet {
   }
 
   private async pollStats(): Promise<void> {
-    this.statsNow = await serverCounters(this.server.httpUrl);
+    this.statsNow = await serverCounters(this.server);
   }
 
   private onSecond(): void {

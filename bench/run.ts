@@ -21,7 +21,7 @@ import { cluster, startCluster, type ClusterProcs } from './scenarios/cluster';
 const SCENARIO: Record<Exclude<Scenario, 'cluster'>, (ctx: Ctx) => Promise<Record<string, unknown>>> = { connections, push, fanout, sustained, chaos, joins };
 
 async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | null): Promise<ServerHandle> {
-  if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect));
+  if (o.target !== null) return externalServer(o.target, o.serverPid, o.serverInspect === null ? null : await inspectorUrl(o.serverInspect), o.apiKey);
   // connections forces full GCs in the server through its inspector (bench/inspector-gc.ts).
   const inspect = o.scenario === 'connections';
   if (o.server === 'naive') return startNaive(profileDir, inspect);
@@ -30,7 +30,7 @@ async function startServer(o: Options, nsqd: Nsqd | null, profileDir: string | n
   const chaos = o.scenario === 'chaos';
   return startPusher({
     shards: o.shards, sets: chaos ? ['debug.crash_route=true', ...o.sets] : o.sets, nsqdTcp: nsqd?.tcp ?? null, profileDir, inspect,
-    nsqWarmup: chaos ? null : 0,
+    nsqWarmup: chaos ? null : 0, apiKey: o.apiKey,
   });
 }
 

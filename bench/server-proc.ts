@@ -37,7 +37,19 @@ export interface ServerHandle {
   inspectUrl: string | null;
   /** The pusher the bench started (null: not restartable). */
   process: Restartable | null;
+  /** The API key the gateway wants (auth.api_keys), '' for none: sent with every request the bench makes. */
+  apiKey: string;
   stop(): Promise<void>;
+}
+
+/** GET `path` from the server's gateway (with its API key), as JSON. */
+export async function serverJson(server: Pick<ServerHandle, 'httpUrl' | 'apiKey'>, path: string, timeoutMs = 2_000): Promise<unknown> {
+  const res = await fetch(`${server.httpUrl}${path}`, {
+    signal: AbortSignal.timeout(timeoutMs),
+    headers: server.apiKey === '' ? {} : { authorization: `Bearer ${server.apiKey}` },
+  });
+  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+  return res.json();
 }
 
 /** A child process whose output is kept (last 64 KB) for the error message when it dies. */
@@ -154,6 +166,8 @@ export interface PusherOptions {
    * under connected clients (chaos: the config's default).
    */
   nsqWarmup: number | null;
+  /** Also in `sets` as auth.api_keys when not ''. */
+  apiKey: string;
 }
 
 export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
@@ -167,12 +181,13 @@ export async function startPusher(o: PusherOptions): Promise<ServerHandle> {
   ];
   const args = [...await nodeArgs(o.profileDir, o.inspect), join(ROOT, 'dist', 'src', 'main.js'), '--config', join(ROOT, 'config.ini'), ...sets.flatMap((s) => ['--set', s])];
   const httpUrl = `http://127.0.0.1:${http}`;
-  const proc = new Respawnable(process.execPath, args, 'server', `${httpUrl}/stats`);
+  // /readyz needs no API key, and answers 200 once every shard listens and the queue is connected.
+  const proc = new Respawnable(process.execPath, args, 'server', `${httpUrl}/readyz`);
   await proc.ready();
   return {
     kind: 'pusher', get pid() { return proc.pid; }, httpUrl, wsUrl: `ws://127.0.0.1:${ws}/ws`, grpcAddr: `127.0.0.1:${grpc}`,
     command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir: o.profileDir, inspectUrl: await inspectUrl(proc.child, o.inspect),
-    process: proc,
+    process: proc, apiKey: o.apiKey,
     async stop() {
       await proc.kill('SIGTERM');
     },
@@ -188,7 +203,7 @@ export async function startNaive(profileDir: string | null, inspect: boolean): P
   await waitHttp(`${httpUrl}/stats`, child);
   return {
     kind: 'naive', pid: child.proc.pid!, httpUrl, wsUrl: `ws://127.0.0.1:${port}/ws`, grpcAddr: '',
-    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir, inspectUrl: await inspectUrl(child, inspect), process: null,
+    command: ['node', ...args.map((a) => a.replace(ROOT + '/', ''))], profileDir, inspectUrl: await inspectUrl(child, inspect), process: null, apiKey: '',
     async stop() {
       await child.stop();
     },
@@ -205,7 +220,7 @@ export async function inspectorUrl(hostPort: string): Promise<string> {
 }
 
 /** `--target http://host:port,ws://host:port/ws[,grpc://host:port]`: a server someone else runs. */
-export function externalServer(target: string, pid: number | null, inspectUrl: string | null): ServerHandle {
+export function externalServer(target: string, pid: number | null, inspectUrl: string | null, apiKey: string): ServerHandle {
   const parts = target.split(',').map((s) => s.trim());
   const pick = (scheme: string): string => parts.find((p) => p.startsWith(scheme)) ?? '';
   const httpUrl = pick('http://');
@@ -213,7 +228,7 @@ export function externalServer(target: string, pid: number | null, inspectUrl: s
   if (httpUrl === '' || wsUrl === '') throw new Error('--target needs http://host:port,ws://host:port/ws[,grpc://host:port]');
   return {
     kind: 'external', pid, httpUrl: httpUrl.replace(/\/$/, ''), wsUrl, grpcAddr: pick('grpc://').replace('grpc://', ''),
-    command: [], profileDir: null, inspectUrl, process: null, stop: async () => undefined,
+    command: [], profileDir: null, inspectUrl, process: null, apiKey, stop: async () => undefined,
   };
 }
 

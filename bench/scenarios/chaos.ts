@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readColumns } from '../chaos-log';
-import { faultFraction, inject, type FaultRecord } from '../chaos-faults';
+import { chaosStats, faultFraction, inject, type FaultRecord } from '../chaos-faults';
+import type { ServerHandle } from '../server-proc';
 import { analyse, LATER_MS, ON_TIME_MS, STEADY_MS, THROUGHOUT_MS } from '../chaos-verdict';
 import type { ChaosKids } from '../fleet';
 import { connect, type Ctx } from './common';
@@ -16,24 +17,14 @@ import { connect, type Ctx } from './common';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const CONSUMING_TIMEOUT_MS = 30_000;
 
-interface Stats {
-  restarts: number[];
-  queue: { connected: boolean };
-}
-
-async function stats(httpUrl: string): Promise<Stats> {
-  const res = await fetch(`${httpUrl}/stats`, { signal: AbortSignal.timeout(5000) });
-  return (await res.json()) as Stats;
-}
-
 /**
  * The server's first warm-up (queue.warmup) ends once the holders are all
  * joined and still; pushing starts after it, so that the first seconds'
  * delays are not taken for the first fault's.
  */
-async function consuming(httpUrl: string): Promise<number> {
+async function consuming(server: ServerHandle): Promise<number> {
   const started = Date.now();
-  while (!(await stats(httpUrl)).queue.connected) {
+  while ((await chaosStats(server))?.queue.connected !== true) {
     if (Date.now() - started > CONSUMING_TIMEOUT_MS) throw new Error(`the server is not consuming from nsqd ${CONSUMING_TIMEOUT_MS} ms after the holders joined`);
     await sleep(100);
   }
@@ -48,8 +39,9 @@ export async function chaos(ctx: Ctx): Promise<Record<string, unknown>> {
   try {
     const kids: ChaosKids = { reconnect: true, recordDir: dir };
     const c = await connect(ctx, kids);
-    const consumingAfterS = await consuming(server.httpUrl);
-    const shards = (await stats(server.httpUrl)).restarts.length;
+    const consumingAfterS = await consuming(server);
+    const shards = (await chaosStats(server))?.restarts.length;
+    if (shards === undefined) throw new Error('the server does not answer /stats');
     fleet.phase = 'run';
     const runStart = fleet.elapsed();
     const sending = fleet.runSenders({

@@ -12,7 +12,7 @@
 
 import { InspectorGc } from '../inspector-gc';
 import { cpuPercent, sampleProc, type ProcSample } from '../proc-stats';
-import { startNsqd, startNsqlookupd, startEtcd, startPusher, type Daemon, type Nsqd, type ServerHandle } from '../server-proc';
+import { serverJson, startNsqd, startNsqlookupd, startEtcd, startPusher, type Daemon, type Nsqd, type ServerHandle } from '../server-proc';
 import type { Options } from '../options';
 import { connect, load, type Ctx } from './common';
 
@@ -46,7 +46,7 @@ export async function startCluster(o: Options): Promise<ClusterProcs> {
     const nodes: ServerHandle[] = [];
     for (let i = 0; i < o.nodes; i++) {
       const node = await startPusher({
-        shards: o.shards > 0 ? o.shards : 1, nsqdTcp: null, nsqWarmup: null, profileDir: null, inspect: true,
+        shards: o.shards > 0 ? o.shards : 1, nsqdTcp: null, nsqWarmup: null, profileDir: null, inspect: true, apiKey: o.apiKey,
         sets: [
           'processor.threads=1', 'queue.driver=nsq', 'queue.nsqd_tcp=', `queue.lookupd_http=${lookupd.http}`, `queue.topic=${TOPIC}`,
           `queue.channel=node-${i}`, 'queue.warmup=0', 'etcd.enable=true', `etcd.endpoints=${etcd.endpoint}`, ...o.sets,
@@ -89,7 +89,7 @@ interface NodeStats {
 }
 
 async function nodeStats(n: ServerHandle): Promise<NodeStats> {
-  const body = (await (await fetch(`${n.httpUrl}/stats`)).json()) as { shards: NodeStats[] };
+  const body = (await serverJson(n, '/stats')) as { shards: NodeStats[] };
   const out = { clients: 0, delivered: 0, undelivered: 0 };
   for (const s of body.shards) {
     out.clients += s.clients;
@@ -107,7 +107,7 @@ export async function cluster(ctx: Ctx, c: ClusterProcs): Promise<Record<string,
     const conn = await connect(ctx, undefined, true);
     const rssAfter = await rssAfterGc(gcs, c.nodes);
     const rssPerConnBytes = Math.round((rssAfter.reduce((a, b) => a + b, 0) - rssBefore.reduce((a, b) => a + b, 0)) / conn.joined);
-    const system = (await (await fetch(`${c.nodes[0]!.httpUrl}/system`)).json()) as Record<string, number>;
+    const system = (await serverJson(c.nodes[0]!, '/system')) as Record<string, number>;
     process.stderr.write(`cluster /system: ${JSON.stringify(system)}; RSS per connection ${rssPerConnBytes} B\n`);
 
     const statsBefore = await Promise.all(c.nodes.map(nodeStats));

@@ -172,7 +172,7 @@ function deliverySpan(series: Interval[]): number {
 export async function load(ctx: Ctx, httpUrls: string[] = []): Promise<LoadSummary> {
   const { o, server, fleet } = ctx;
   if (o.path.startsWith('grpc') && server.grpcAddr === '') throw new Error(`--path ${o.path} needs a gRPC address (--target ...,grpc://host:port)`);
-  const before = await serverCounters(server.httpUrl);
+  const before = await serverCounters(server);
   const closedBefore = fleet.closed;
   fleet.phase = 'run';
   await fleet.runSenders({
@@ -182,7 +182,7 @@ export async function load(ctx: Ctx, httpUrls: string[] = []): Promise<LoadSumma
   fleet.phase = 'drain';
   // Holders flooded by a fan-out report late (their loop is busy reading): wait 10 s without progress before calling the rest lost.
   await fleet.drain(fleet.totals.expected, 10_000, 60_000);
-  const after = await serverCounters(server.httpUrl);
+  const after = await serverCounters(server);
   const t = fleet.totals;
   return {
     sent: t.sent, acked: t.acked, failed: t.failed, expected: t.expected, delivered: t.delivered, lost: t.expected - t.delivered,
