@@ -201,7 +201,7 @@ export const SCHEMA = {
   history: {
     size: int(32, 0, 10_000, 'pushes kept per card_id for recovery (joins with "recover"/"since"), by the shard that owns the card; only cards with a recovering connection now or within history.ttl keep any. 0 = keep none (a rejoin recovers only when it missed nothing)'),
     ttl: int(300, 1, 86_400, 'seconds a kept push stays recoverable; a card with no connection and no push for this long forgets its history (a rejoin then gets recovered:false)'),
-    max_bytes: int(64 * 1024 * 1024, 0, 1 << 30, 'payload bytes of kept pushes per shard at most; past it the least recently active cards lose their kept pushes first (rejoins that needed them get recovered:false)'),
+    max_bytes: int(64 * 1024 * 1024, 0, 1 << 30, 'characters of kept push frames per shard at most (bytes for ASCII; V8 adds ~16 B per kept push); past it the least recently active cards lose their kept pushes first (rejoins that needed them get recovered:false)'),
   },
   etcd: {
     enable: bool(false, "register this node in etcd in gopusher's layout (key /gopusher/<listen_key>/<advertise>, value \"<advertise> weight=1\", on a lease kept alive), so that confd can render nginx's upstream; /system, /isOnline and /group then answer for every registered node"),
