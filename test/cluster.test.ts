@@ -295,7 +295,7 @@ t.test('API keys on: the nodes ask each other with their shared key', async (t) 
   const key = 'cluster-shared-key-0123456789';
   const sets = (): string[] => [
     'processor.threads=1', 'etcd.enable=true', `etcd.endpoints=127.0.0.1:${etcd.clientPort}`, `etcd.ttl=${TTL_S}`, 'etcd.query_timeout=2000',
-    `auth.api_keys=${key}`,
+    `auth.api_keys=${key}`, 'gateway.rate_limit=2',
   ];
   const nodes = await Promise.all([0, 1].map(() => startServer({ shards: 1, sets: sets() })));
   for (const n of nodes) t.teardown(() => n.stop('SIGKILL'));
@@ -306,6 +306,10 @@ t.test('API keys on: the nodes ask each other with their shared key', async (t) 
     return { status: res.status, body: await res.json() };
   };
   await until(async () => (await ask('/system', key)).body.nodes === 2, 'the nodes found each other');
+  // The key's budget on the other node is spent by a caller there: its answers to this node are not (they are part of one request).
+  await new Promise((r) => setTimeout(r, 1_100));
+  const spent = await Promise.all(Array.from({ length: 6 }, () => fetch(`${nodes[1]!.http}/stats`, { headers: { authorization: `Bearer ${key}` } })));
+  t.ok(spent.some((r) => r.status === 429), 'the other node limits the key');
   t.same((await ask('/group?cardID=far', key)).body, { clientNum: 1, nodes: 2, nodesAnswered: 2 }, 'the other node answered this node\'s key');
   t.same((await ask('/isOnline?cardID=far', key)).body, { result: 'yes', nodes: 2, nodesAnswered: 2 });
   t.equal((await ask('/group?cardID=far', null)).status, 401, 'a caller without the key is still refused');
