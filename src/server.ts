@@ -62,6 +62,7 @@ export class Server {
       stats: () => this.stats(),
       metrics: async () => ({ text: await this.metrics.text(), type: this.metrics.contentType }),
       readiness: () => readiness(this.readinessChecks),
+      isPeer: (address) => this.cluster?.isPeer(address) ?? false,
       crash: (kind, n) => (kind === 'shard' ? this.shards.crash(n) : this.processors.crash(n)),
     }, log, security);
     this.grpc = config.grpc.addr !== null ? new GrpcServer(config.grpc.addr, this.push, log, { ...security, maxMessage: config.grpc.max_message, maxBatch: config.push.max_batch }) : null;

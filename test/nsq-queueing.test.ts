@@ -46,3 +46,22 @@ t.test('pushes accepted while a node is stopped wait in its channel and are deli
     return ch !== null && ch.depth === 0 && ch.in_flight_count === 0;
   }, 'node-b finished every message');
 });
+
+t.test('a node on a channel nsqd has never seen: a push accepted during its warm-up reaches a member that joined (the channel exists before the first publish)', async (t) => {
+  const nsqd = await Nsqd.create(t);
+  // Another node's channel exists: nsqd copies messages to it, and to no channel created later.
+  // (A topic without any channel keeps its messages for the first one.)
+  t.equal((await fetch(`${nsqd.http}/topic/create?topic=${TOPIC}`, { method: 'POST' })).status, 200);
+  t.equal((await fetch(`${nsqd.http}/channel/create?topic=${TOPIC}&channel=other-node`, { method: 'POST' })).status, 200);
+  const server = await startServer({ sets: ['queue.driver=nsq', 'queue.warmup=2', `queue.nsqd_tcp=${nsqd.tcp}`, `queue.topic=${TOPIC}`, 'queue.channel=brand-new'] });
+  t.teardown(() => server.stop());
+  await until(async () => (await fetch(`${server.http}/readyz`)).status === 200, 'ready');
+  t.not(await nsqd.channel(TOPIC, 'brand-new'), null, 'the channel exists once the node takes pushes');
+  const c = await Client.open(server.wsUrl);
+  t.teardown(() => c.close());
+  await c.join('fresh');
+  t.equal((await postJson(`${server.http}/push`, { to: ['fresh'], content: 'during the warm-up' })).status, 200);
+  t.equal((await stats(server)).queue.connected, false, 'still warming up: not consuming yet');
+  await c.waitFrames(2, 15_000);
+  t.same(c.data(1), ['during the warm-up']);
+});

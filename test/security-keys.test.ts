@@ -97,3 +97,17 @@ t.test('gateway.rate_limit: 429 with Retry-After, per key; recovers', async (t) 
   await new Promise((r) => setTimeout(r, 1100));
   t.equal((await call(s, 'GET', '/system', 'k1')).status, 200, 'accepted again a second later');
 });
+
+t.test('gateway.rate_limit counts wrong keys against their address: guessing is limited too (HTTP and gRPC)', async (t) => {
+  const s = await startServer({ shards: 1, sets: ['gateway.rate_limit=2', 'auth.api_keys=k1'] });
+  t.teardown(() => s.stop());
+  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => call(s, 'GET', '/stats', `guess${i}`)));
+  const codes = results.map((r) => r.body.error as string);
+  t.ok(codes.filter((c) => c === 'PUSH_ERR_RATE_LIMITED').length >= 10, `most of a burst of wrong keys is refused with 429 (${codes.filter((c) => c === 'PUSH_ERR_RATE_LIMITED').length} of 20)`);
+  t.ok(codes.includes('PUSH_ERR_UNAUTHORIZED'), 'the first ones are told the key is wrong');
+  t.equal((await call(s, 'GET', '/stats', 'k1')).status, 200, 'a right key has its own budget');
+  const rpc: any = new RpcClient(`127.0.0.1:${s.grpcPort}`, grpc.credentials.createInsecure());
+  t.teardown(() => rpc.close());
+  const errs = await Promise.all(Array.from({ length: 20 }, (_, i) => grpcPush(rpc, `guess${i}`)));
+  t.ok(errs.filter((e) => e?.code === grpc.status.RESOURCE_EXHAUSTED).length >= 10, 'gRPC: RESOURCE_EXHAUSTED for most of them');
+});

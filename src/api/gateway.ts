@@ -7,7 +7,7 @@ import type { Config } from '../config/schema';
 import type { Logger } from '../../shared/log';
 import { ApiErrors, PushError, type ApiErrorCode } from '../../shared/errors';
 import { OriginList } from '../../shared/origins';
-import { addressKey, TrustedProxies } from '../../shared/client-address';
+import { addressKey, normalizeAddress, TrustedProxies } from '../../shared/client-address';
 import type { Exchange, HttpHandler, Refusal } from './http/connection';
 import { HttpServer } from './http/server';
 import { parseScope, type PushService } from './push-service';
@@ -64,6 +64,8 @@ export interface GatewayHooks {
   metrics(): Promise<{ text: string; type: string }>;
   /** GET /readyz. */
   readiness(): Readiness;
+  /** A request from this address is another node of the cluster (etcd.enable); false outside cluster mode. */
+  isPeer(address: string): boolean;
   /** Debug hook (config debug.crash_route): crash shard N, or processor thread N. */
   crash(kind: 'shard' | 'processor', n: number): boolean;
 }
@@ -199,6 +201,8 @@ export class Gateway implements HttpHandler {
       else {
         key = apiKeys.match(auth);
         if (key < 0) {
+          // A wrong key still takes from its address's budget: guessing keys is rate limited too.
+          if (rateLimit.on && !this.takeRate(x, this.clientKey(x))) return false;
           this.sendError(x, 'PUSH_ERR_UNAUTHORIZED', auth === '' ? 'this route needs Authorization: Bearer <API key>' : 'the API key is not valid', this.cors(x) + WWW_AUTHENTICATE);
           return false;
         }
@@ -208,7 +212,21 @@ export class Gateway implements HttpHandler {
       }
     }
     if (!rateLimit.on) return true;
-    const wait = rateLimit.take(key >= 0 ? this.keyId(key) : addressKey(this.proxies.client(x.conn.socket.remoteAddress ?? '', x.head.forwardedFor)));
+    // The other nodes of a cluster asking for this node's answer (?scope=node)
+    // are part of one caller's request, which their own gateway counted.
+    if (queryParam(x, 'scope') === 'node' && this.hooks.isPeer(normalizeAddress(x.conn.socket.remoteAddress ?? ''))) return true;
+    return this.takeRate(x, key >= 0 ? this.keyId(key) : this.clientKey(x));
+  }
+
+  /** The rate-limit identity of the client's address (behind trusted proxies: the forwarded one). */
+  private clientKey(x: Exchange): string {
+    return addressKey(this.proxies.client(x.conn.socket.remoteAddress ?? '', x.head.forwardedFor));
+  }
+
+  /** Takes one request from `who`'s budget; answers 429 and returns false when it is spent. */
+  private takeRate(x: Exchange, who: string): boolean {
+    const { rateLimit } = this.security;
+    const wait = rateLimit.take(who);
     if (wait === 0) return true;
     this.sendError(x, 'PUSH_ERR_RATE_LIMITED', `more than ${rateLimit.rate} requests per second (gateway.rate_limit); retry in ${wait} s`, `${this.cors(x)}Retry-After: ${wait}\r\n`);
     return false;

@@ -158,10 +158,20 @@ export class GrpcServer {
     if (apiKeys.on) {
       const auth = call.metadata.get('authorization')[0];
       key = typeof auth === 'string' ? apiKeys.match(auth) : -1;
-      if (key < 0) return new PushError('PUSH_ERR_UNAUTHORIZED', auth === undefined ? 'this call needs metadata authorization: Bearer <API key>' : 'the API key is not valid');
+      if (key < 0) {
+        // A wrong key still takes from its address's budget: guessing keys is rate limited too.
+        const limited = rateLimit.on ? this.rateLimited(addressKey(peerAddress(call.getPeer()))) : null;
+        return limited ?? new PushError('PUSH_ERR_UNAUTHORIZED', auth === undefined ? 'this call needs metadata authorization: Bearer <API key>' : 'the API key is not valid');
+      }
     }
     if (!rateLimit.on) return null;
-    const wait = rateLimit.take(key >= 0 ? `key ${key}` : addressKey(peerAddress(call.getPeer())));
+    return this.rateLimited(key >= 0 ? `key ${key}` : addressKey(peerAddress(call.getPeer())));
+  }
+
+  /** Takes one call from `who`'s budget: null, or the refusal when it is spent. */
+  private rateLimited(who: string): PushError | null {
+    const { rateLimit } = this.opts;
+    const wait = rateLimit.take(who);
     return wait === 0 ? null : new PushError('PUSH_ERR_RATE_LIMITED', `more than ${rateLimit.rate} calls per second (gateway.rate_limit); retry in ${wait} s`);
   }
 

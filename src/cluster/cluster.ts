@@ -33,6 +33,11 @@ export class Cluster {
     this.queries = new PeerQueries(this.peers, etcd.query_timeout, access, log);
   }
 
+  /** Whether `address` (an IP, as a socket reports it) is the gateway host of another node. */
+  isPeer(address: string): boolean {
+    return this.peers.hosts().has(address);
+  }
+
   /** GET /readyz: null once this node's keys are in etcd, else why not. */
   notReady(): string | null {
     return this.registration === null ? 'not started' : this.registration.notRegistered;

@@ -26,6 +26,9 @@ export interface PeerAccess {
 }
 
 export class PeerQueries {
+  /** The last refusal status of each node that refused (401, 403, 429): logged once per change, a misconfiguration to fix. */
+  private readonly refusing = new Map<string, number>();
+
   constructor(private readonly peers: PeerList, private readonly timeoutMs: number, private readonly access: PeerAccess, private readonly log: Logger) {}
 
   /** `path` is the gateway route with its query, e.g. `/group?cardID=x`; `scope=node` is added. */
@@ -44,9 +47,17 @@ export class PeerQueries {
         signal: AbortSignal.timeout(this.timeoutMs),
         headers: auth === '' ? {} : { authorization: auth },
       });
-      if (res.ok) return await res.json();
+      if (res.ok) {
+        this.refusing.delete(node.ws);
+        return await res.json();
+      }
       await res.body?.cancel();
-      this.log.debug('node answered an error', { node: node.ws, status: res.status });
+      if (res.status >= 400 && res.status < 500 && this.refusing.get(node.ws) !== res.status) {
+        this.refusing.set(node.ws, res.status);
+        this.log.warn('another node refuses this node\'s queries; cluster answers leave it out (API keys and origins must be the same on every node)', { node: node.ws, status: res.status });
+      } else {
+        this.log.debug('node answered an error', { node: node.ws, status: res.status });
+      }
     } catch (err) {
       this.log.debug('node did not answer', { node: node.ws, error: (err as Error).message });
     }

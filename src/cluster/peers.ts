@@ -9,6 +9,7 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '../../shared/log';
 import type { EtcdHealth } from './health';
 import { nodesPrefix, parseNodeRecord, type NodeRecord } from './keys';
+import { parseHostPort } from '../config/schema';
 
 const RELIST_MS = 10_000;
 
@@ -42,6 +43,16 @@ export class Peers {
   /** The other nodes known now. */
   list(): NodeRecord[] {
     return [...this.nodes.values()];
+  }
+
+  /** The hosts the other nodes' gateways are reached at (IPs as advertised). */
+  hosts(): Set<string> {
+    const out = new Set<string>();
+    for (const n of this.nodes.values()) {
+      const hp = parseHostPort(n.http);
+      if (hp !== null) out.add(hp.host);
+    }
+    return out;
   }
 
   /** Lists the nodes again (keeps the last known list when etcd does not answer). */

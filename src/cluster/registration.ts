@@ -19,9 +19,15 @@ export class Registration {
   private lease: Lease | null = null;
   /** The keys are in etcd on `lease` (as far as this node knows). */
   private registered = false;
-  /** Why this node is not (yet) in etcd, or null when it is (GET /readyz). */
+  /** Registered once since start. */
+  private everRegistered = false;
+  /**
+   * GET /readyz: why this node is not in etcd yet, or null once it has been.
+   * Only the first registration gates readiness: an etcd outage later must not
+   * take every node out of service at once (they keep serving; see run()).
+   */
   get notRegistered(): string | null {
-    return this.registered ? null : 'not registered in etcd';
+    return this.everRegistered ? null : 'not registered in etcd yet';
   }
   private closed = false;
   private wakeOnClose: () => void = () => undefined;
@@ -70,6 +76,7 @@ export class Registration {
         return;
       }
       this.registered = true;
+      this.everRegistered = true;
       this.health.ok();
       this.log.info('registered in etcd', { key: this.key, ttlS: this.ttl });
       this.onRegistered();

@@ -9,6 +9,7 @@ import type { Logger } from '../../shared/log';
 import { IdleWaiter, once } from '../../shared/lifecycle';
 import { onceATurn } from '../../shared/once-a-turn';
 import { encodeMpub, NsqWriter } from './nsq-writer';
+import { ensureChannel } from './nsq-channel';
 
 /** nsqd's --max-msg-size default: a larger message is E_BAD_BODY and closes the connection. */
 const MAX_MSG_BYTES = 1024 * 1024;
@@ -40,6 +41,8 @@ const WRITER_OPTIONS = {
 
 export interface ProducerOptions {
   readonly topic: string;
+  /** This node's channel: made to exist in the nsqd before the first publish there (nsq-channel.ts). */
+  readonly channel: string;
   readonly nsqdTcp: readonly string[];
   readonly lookupdHttp: readonly string[];
 }
@@ -205,9 +208,17 @@ export class NsqProducer {
     }
     this.address = addr;
     const at = addr.lastIndexOf(':');
+    const host = addr.slice(0, at).replace(/^\[|\]$/g, '');
+    const port = Number(addr.slice(at + 1));
     // Events of a replaced connection are ignored: each handler checks it is still the current one.
-    const writer: NsqWriter = new NsqWriter(addr.slice(0, at).replace(/^\[|\]$/g, ''), Number(addr.slice(at + 1)), WRITER_OPTIONS, {
-      ready: () => this.onReady(writer),
+    const writer: NsqWriter = new NsqWriter(host, port, WRITER_OPTIONS, {
+      ready: () => {
+        ensureChannel(host, port, this.opts.topic, this.opts.channel).then(() => this.onReady(writer), (err: Error) => {
+          if (writer !== this.writer) return;
+          // Publishing now could lose pushes for this node: treat it as a failed connection (retried).
+          writer.close(`could not create channel ${this.opts.channel}: ${err.message}`);
+        });
+      },
       closed: (reason) => {
         if (writer !== this.writer) return;
         this.writer = null;

@@ -9,12 +9,12 @@
 import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 
-const MAGIC = Buffer.from('  V2');
+export const MAGIC = Buffer.from('  V2');
 const NOP = Buffer.from('NOP\n');
-const FRAME_RESPONSE = 0;
-const FRAME_ERROR = 1;
+export const FRAME_RESPONSE = 0;
+export const FRAME_ERROR = 1;
 /** Frame header: 4-byte size (of type + data), 4-byte frame type. */
-const HEADER = 8;
+export const HEADER = 8;
 
 export interface WriterOptions {
   /** Seconds; nsqd sends a heartbeat this often on an idle connection. */

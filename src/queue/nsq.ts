@@ -12,7 +12,7 @@ export class NsqQueue implements Queue {
   private readonly producer: NsqProducer;
 
   constructor(queue: Config['queue'], log: Logger) {
-    this.producer = new NsqProducer({ topic: queue.topic, nsqdTcp: queue.nsqd_tcp, lookupdHttp: queue.lookupd_http }, log);
+    this.producer = new NsqProducer({ topic: queue.topic, channel: queue.channel, nsqdTcp: queue.nsqd_tcp, lookupdHttp: queue.lookupd_http }, log);
   }
 
   /** Returns at once: with nsqd down, pushes answer 503 and the producer keeps retrying. */
