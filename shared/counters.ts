@@ -11,7 +11,7 @@
 // Float64 counts exactly up to 2^53 and an aligned 8-byte load does not tear
 // on the platforms Node runs on; a reader may see a value a moment old.
 
-import { WsErrors, type WsErrorCode } from './errors';
+import { WsErrors, type ApiErrorCode, type WsErrorCode } from './errors';
 
 /** A histogram inside a counter array: one slot per bucket (le bounds, then +Inf), then the sum and the count. */
 export class HistogramSlots {
@@ -42,6 +42,9 @@ export const LATENCY_BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 export const BATCH_BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
 
 export const WS_CODES = Object.keys(WsErrors) as WsErrorCode[];
+/** Why a shard answers a WebSocket upgrade with an HTTP error instead (workers/shard/admission.ts). */
+export const UPGRADE_CODES = ['PUSH_ERR_ORIGIN_DENIED', 'PUSH_ERR_TOO_MANY_CONNECTIONS', 'PUSH_ERR_ADDRESS_LIMIT'] as const satisfies readonly ApiErrorCode[];
+export type UpgradeRefusal = (typeof UPGRADE_CODES)[number];
 
 // ---- one shard's buffer ----------------------------------------------------
 
@@ -68,7 +71,9 @@ export const S_HISTORY_CARDS = 9;
 export const S_HISTORY_BYTES = 10;
 /** One counter per WsErrors code, in WS_CODES order. */
 export const S_WS_ERRORS = 11;
-export const S_LATENCY = new HistogramSlots(S_WS_ERRORS + WS_CODES.length, LATENCY_BOUNDS);
+/** One counter per UPGRADE_CODES code: upgrades refused. */
+export const S_UPGRADES_REFUSED = S_WS_ERRORS + WS_CODES.length;
+export const S_LATENCY = new HistogramSlots(S_UPGRADES_REFUSED + UPGRADE_CODES.length, LATENCY_BOUNDS);
 const SHARD_SIZE = S_LATENCY.at + S_LATENCY.size;
 export const SHARD_GAUGES = [S_CLIENTS, S_GROUPS, S_LOCAL_GROUPS, S_HISTORY_CARDS, S_HISTORY_BYTES];
 

@@ -38,7 +38,11 @@ export async function mintToken(o: TokenOptions): Promise<string> {
   let key: Uint8Array | KeyObject;
   let alg: string;
   if (o.privateKey !== undefined) {
-    key = createPrivateKey(readFileSync(o.privateKey));
+    try {
+      key = createPrivateKey(readFileSync(o.privateKey));
+    } catch (err) {
+      throw new Error(`--private-key ${o.privateKey}: not a PEM private key (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
     if (key.asymmetricKeyType === 'rsa') alg = 'RS256';
     else if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') alg = 'ES256';
     else throw new Error(`--private-key ${o.privateKey}: an RSA or EC P-256 private key is needed (the server checks RS256 and ES256)`);

@@ -68,7 +68,7 @@ async function start(argv: readonly string[]): Promise<void> {
     auth: joins && keys ? 'on' : joins ? 'joins' : keys ? 'api_keys' : 'off', tls: secrets.tls !== null ? 'on' : 'off', maxConnections: s.max_connections,
     demo: `${secrets.tls !== null ? 'https' : 'http'}://${local}:${server.gateway.port}/demo`,
   });
-  const exposed = [s.host, grpc.addr?.host].filter((h): h is string => h !== undefined && !isLoopback(h));
+  const exposed = [...new Set([s.host, grpc.addr?.host])].filter((h): h is string => h !== undefined && !isLoopback(h));
   if (exposed.length > 0 && !(joins && keys)) {
     const without = [joins ? '' : 'signed joins (anyone may join any card_id and read its pushes)', keys ? '' : 'API keys (anyone may push and query)'].filter((k) => k !== '');
     const missing = [joins ? '' : 'auth.join_secret (or auth.join_key_file)', keys ? '' : 'auth.api_keys (or auth.api_keys_file)'].filter((k) => k !== '');

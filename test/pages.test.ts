@@ -5,6 +5,7 @@
 
 import t from 'tap';
 import type { Page } from 'playwright-core';
+import { SignJWT } from 'jose';
 import { Client, postJson, startServer, stats } from './helpers/server';
 import { launch, open, screenshot } from './helpers/chromium';
 
@@ -93,4 +94,21 @@ t.test('demo: joined at once, receives a push from the test, sends one from the 
   t.ok(await fitsWidth(phone.page), 'on a phone the page needs no sideways scrolling');
   await screenshot(phone.page, 'demo-phone');
   t.same([...errors, ...phone.errors], [], 'no script or loading errors');
+});
+
+t.test('demo with signed joins on: the refused join says what to do; a token pasted into the page joins', async (t) => {
+  const secret = 'pages-join-secret-0123456789abcdef01234567';
+  const server = await startServer({ shards: 1, sets: [`auth.join_secret=${secret}`] });
+  t.teardown(() => server.stop());
+  const browser = await launch(t);
+  const { page } = await open(browser, `${server.http}/demo`);
+  await page.locator('#feed .error', { hasText: 'signed joins are on' }).waitFor();
+  const card = await page.inputValue('#card-id');
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(card).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+  await page.fill('#join-token', token);
+  await page.click('#join');
+  await page.locator('#status.ok').waitFor();
+  t.match(await text(page, '#status'), `joined ${card}`);
+  t.equal((await postJson(`${server.http}/push`, { to: [card], content: 'signed and delivered' })).status, 200);
+  await page.locator('#feed .push', { hasText: 'signed and delivered' }).waitFor();
 });

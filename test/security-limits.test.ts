@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { Client, ROOT, postJson, startServer, until, type Running } from './helpers/server';
 import { refusedUpgrade } from './helpers/security';
+import { scrape, sum } from './helpers/metrics';
 
 const RpcClient = (grpc.loadPackageDefinition(protoLoader.loadSync(join(ROOT, 'proto', 'rpc.proto'), { keepCase: true, longs: Number })) as any).proto.Rpc as typeof grpc.Client;
 
@@ -41,6 +42,9 @@ t.test('WebSocket connections: in total, per address, behind a trusted proxy; re
   r = await refusedUpgrade(s.wsUrl, proxied('198.51.100.4'));
   t.same([r.status, r.body.error, r.body.code], [503, 'PUSH_ERR_TOO_MANY_CONNECTIONS', 14], 'the seventh connection of all shards is refused');
   t.equal((await fetch(`${s.http}/system`)).status, 200, 'the gateway still answers');
+  const m = (await scrape(s.http)).metrics;
+  t.equal(sum(m, 'pusher_ws_upgrades_refused_total', { code: 'PUSH_ERR_ADDRESS_LIMIT' }), 2, 'refused upgrades are counted by code');
+  t.equal(sum(m, 'pusher_ws_upgrades_refused_total', { code: 'PUSH_ERR_TOO_MANY_CONNECTIONS' }), 1);
 
   await held.shift()!.close();
   await until(() => opens(s.wsUrl, proxied('198.51.100.4')), 'a connection is accepted again once one left');
@@ -100,6 +104,9 @@ t.test('gateway: connections at once, and bytes of bodies being received', async
   t.match(await aText, /^HTTP\/1\.1 200 /, 'the first body completes');
   const after = await postJson(`${s.http}/push`, { to: ['nobody'], content: 'x'.repeat(59_000) });
   t.equal(after.status, 200, 'bytes are given back: a large body fits again');
+  const m = (await scrape(s.http)).metrics;
+  t.equal(sum(m, 'pusher_http_errors_total', { code: 'PUSH_ERR_TOO_MANY_CONNECTIONS' }), 1, 'the connection over the limit is counted');
+  t.equal(sum(m, 'pusher_http_errors_total', { code: 'PUSH_ERR_OVERLOADED' }), 1);
 });
 
 /** A PushBatchRequest of `n` pushes, each `push` (already encoded), as bytes. */

@@ -69,7 +69,9 @@
   function seconds(v) {
     if (v === null) return '–';
     if (v < 0.001) return `${(v * 1000).toFixed(2)} ms`;
-    if (v < 1) return `${(v * 1000).toPrecision(2).replace(/\.0+$/, '')} ms`;
+    // Two significant digits below 10 ms, whole milliseconds above (toPrecision(2) would write 2.3e+2).
+    if (v < 0.01) return `${(v * 1000).toPrecision(2).replace(/\.0+$/, '')} ms`;
+    if (v < 1) return `${Math.round(v * 1000)} ms`;
     return `${v.toFixed(2)} s`;
   }
 

@@ -34,7 +34,7 @@
     $('feed').prepend(li);
   }
 
-  function connect(url, cardId, appId) {
+  function connect(url, cardId, appId, token) {
     if (ws !== null) ws.close();
     status('connecting…', 'warn');
     const sock = new WebSocket(url);
@@ -42,6 +42,7 @@
     let joined = false;
     sock.onopen = () => {
       const data = appId ? { app_id: appId, card_id: cardId } : { card_id: cardId };
+      if (token) data.token = token;
       sock.send(JSON.stringify({ event: 'join', data }));
       feed(`connected; joining ${cardId}${appId ? ` (app ${appId})` : ''}`, 'sys');
     };
@@ -70,6 +71,8 @@
       ws = null;
       status('not connected', 'bad');
       feed(`disconnected (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`, 'sys');
+      // 4401-4403: the server wants a signed join (auth.join_secret or join_key_file).
+      if (ev.code >= 4401 && ev.code <= 4403) feed('signed joins are on: paste a token for this card_id into "join token" (e.g. from `pusher token --card <card_id>`) and join again', 'error');
       $('leave').disabled = true;
     };
     $('leave').disabled = false;
@@ -78,7 +81,7 @@
   $('join-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const cardId = $('card-id').value.trim();
-    connect($('ws-url').value.trim(), cardId, $('app-id').value.trim());
+    connect($('ws-url').value.trim(), cardId, $('app-id').value.trim(), $('join-token').value.trim());
     if ($('push-to').value.trim() === '') $('push-to').value = cardId;
     curl();
   });

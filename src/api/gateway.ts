@@ -237,6 +237,15 @@ export class Gateway implements HttpHandler {
     return this.keyIds[key]!;
   }
 
+  busy(): void {
+    this.count('PUSH_ERR_TOO_MANY_CONNECTIONS');
+  }
+
+  /** One more error answer with `code` (pusher_http_errors_total). */
+  private count(code: ApiErrorCode): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+  }
+
   refuse(x: Exchange, code: Refusal, message: string): void {
     if (code === 'PUSH_ERR_BODY_TOO_LARGE') message = `request body is larger than ${this.config.gateway.max_body} bytes (gateway.max_body)`;
     else if (code === 'PUSH_ERR_OVERLOADED') message = `request bodies being received hold gateway.max_body_total (${this.config.gateway.max_body_total} bytes); retry later`;
@@ -278,7 +287,7 @@ export class Gateway implements HttpHandler {
 
   /** Answers with the error table's status and body, and counts the code (pusher_http_errors_total). */
   private sendError(x: Exchange, code: ApiErrorCode, message: string, headers = this.cors(x)): void {
-    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    this.count(code);
     x.answer(ApiErrors[code].http, errorBody(code, message), headers);
   }
 

@@ -9,7 +9,7 @@
 // pinned exactly; test/metrics.test.ts checks the output with promtool.
 
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
-import { S_CLIENTS, S_DELIVERED, S_DROPPED, S_GROUPS, S_HISTORY_BYTES, S_HISTORY_CARDS, S_JOINS, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED, S_WS_ERRORS, WS_CODES, P_BATCH_SIZE, P_BATCHES, P_MESSAGES, P_REQUEUED, P_ROUTED, P_UNDECODABLE, type HistogramSlots } from '../../shared/counters';
+import { S_CLIENTS, S_DELIVERED, S_DROPPED, S_GROUPS, S_HISTORY_BYTES, S_HISTORY_CARDS, S_JOINS, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED, S_UPGRADES_REFUSED, S_WS_ERRORS, UPGRADE_CODES, WS_CODES, P_BATCH_SIZE, P_BATCHES, P_MESSAGES, P_REQUEUED, P_ROUTED, P_UNDECODABLE, type HistogramSlots } from '../../shared/counters';
 import type { QueueStats } from '../queue/queue';
 
 /** What the metrics are read from, at scrape time. */
@@ -108,6 +108,8 @@ export class Metrics {
     // Errors
     this.add('pusher_ws_errors_total', 'WebSocket errors by code: connections closed with an error code (shutdown and shard crashes included) and invalid joins', 'counter',
       () => WS_CODES.map((code, i) => ({ labels: { code }, value: sum(src.shardCounters(), S_WS_ERRORS + i) })));
+    this.add('pusher_ws_upgrades_refused_total', 'WebSocket upgrades a shard answered with an HTTP error instead (origin not allowed, server.max_connections, server.max_connections_per_address), by code', 'counter',
+      () => UPGRADE_CODES.map((code, i) => ({ labels: { code }, value: sum(src.shardCounters(), S_UPGRADES_REFUSED + i) })));
     this.add('pusher_http_errors_total', 'HTTP gateway answers with an error, by code', 'counter', () => byCode(src.httpErrors));
     this.add('pusher_grpc_errors_total', 'gRPC calls that failed, by code', 'counter', () => byCode(src.grpcErrors));
     // Queue

@@ -38,8 +38,9 @@ master_process on;
 worker_processes 1;
 pid nginx.pid;
 error_log stderr notice;
-# After a reload, old workers drop the WebSocket connections they still hold after this long.
-worker_shutdown_timeout 2s;
+# No worker_shutdown_timeout, as in deploy/cluster/nginx.conf: after a reload
+# (a node joined or left) old workers keep proxying the WebSocket connections
+# they hold, so the clients of the other nodes stay connected.
 events { worker_connections 512; }
 http {
   access_log off;

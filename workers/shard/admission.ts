@@ -12,12 +12,12 @@ import { ConnCounters, sketchHash } from '../../shared/conn-counters';
 import { OriginList } from '../../shared/origins';
 import { addressKey, TrustedProxies } from '../../shared/client-address';
 import type { ShardLimits } from '../../shared/frames';
-
+import { S_UPGRADES_REFUSED, UPGRADE_CODES, type UpgradeRefusal } from '../../shared/counters';
 
 const STATUS: Partial<Record<number, string>> = { 403: '403 Forbidden', 429: '429 Too Many Requests', 503: '503 Service Unavailable' };
 
 /** Answers a refused upgrade with the gateway's error body, and closes the connection. */
-export function refuse(res: HttpResponse, code: ApiErrorCode, message: string = ApiErrors[code].message): void {
+function answer(res: HttpResponse, code: ApiErrorCode, message: string): void {
   const { http, grpc } = ApiErrors[code];
   res.writeStatus(STATUS[http] ?? String(http)).writeHeader('Content-Type', 'application/json')
     .end(JSON.stringify({ code: grpc, message, error: code }), true);
@@ -27,7 +27,8 @@ export class Admission {
   private readonly origins: OriginList;
   private readonly proxies: TrustedProxies;
 
-  constructor(readonly counters: ConnCounters, private readonly opts: ShardLimits) {
+  /** `shard`: this shard's counters (shared/counters.ts), where refusals are counted by code. */
+  constructor(readonly counters: ConnCounters, private readonly opts: ShardLimits, private readonly shard: Float64Array) {
     this.origins = new OriginList(opts.allowedOrigins);
     this.proxies = new TrustedProxies(opts.trustedProxies);
   }
@@ -41,21 +42,26 @@ export class Admission {
     const origin = req.getHeader('origin');
     // No Origin: not a browser, which is what the list guards against (pages of other sites).
     if (origin !== '' && !this.origins.allows(origin)) {
-      refuse(res, 'PUSH_ERR_ORIGIN_DENIED', `origin ${origin} is not in server.allowed_origins`);
+      this.refuse(res, 'PUSH_ERR_ORIGIN_DENIED', `origin ${origin} is not in server.allowed_origins`);
       return null;
     }
     const { maxConnections, maxPerAddress } = this.opts;
     if (this.counters.total() >= maxConnections) {
-      refuse(res, 'PUSH_ERR_TOO_MANY_CONNECTIONS', `the server holds ${maxConnections} WebSocket connections (server.max_connections); retry later`);
+      this.refuse(res, 'PUSH_ERR_TOO_MANY_CONNECTIONS', `the server holds ${maxConnections} WebSocket connections (server.max_connections); retry later`);
       return null;
     }
     if (maxPerAddress === 0) return -1;
     const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
     const h = sketchHash(addressKey(this.proxies.client(peer, req.getHeader('x-forwarded-for'))));
     if (this.counters.fromAddress(h) >= maxPerAddress) {
-      refuse(res, 'PUSH_ERR_ADDRESS_LIMIT', `this address holds ${maxPerAddress} WebSocket connections (server.max_connections_per_address)`);
+      this.refuse(res, 'PUSH_ERR_ADDRESS_LIMIT', `this address holds ${maxPerAddress} WebSocket connections (server.max_connections_per_address)`);
       return null;
     }
     return h;
+  }
+
+  private refuse(res: HttpResponse, code: UpgradeRefusal, message: string): void {
+    this.shard[S_UPGRADES_REFUSED + UPGRADE_CODES.indexOf(code)]!++;
+    answer(res, code, message);
   }
 }

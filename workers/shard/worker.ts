@@ -37,7 +37,7 @@ const { sequencer } = inbox;
 const connCounters = new ConnCounters(init.connCounters, init.shards, init.index);
 // This shard's predecessor (if it crashed) took its connections with it.
 connCounters.reset();
-const admission = new Admission(connCounters, init.limits);
+const admission = new Admission(connCounters, init.limits, counters);
 const verifier = init.joinAuth !== null ? new JoinVerifier(init.joinAuth) : null;
 
 /** Every open connection, joined or not: shutdown and crash close them all. */

@@ -41,6 +41,8 @@ export interface HttpHandler {
   request(x: Exchange, body: Buffer): void;
   /** A request the HTTP layer refuses without running it: answer `x` with `code`; the connection closes after it. */
   refuse(x: Exchange, code: Refusal, message: string): void;
+  /** A connection over the limit was answered HttpServerOptions.busyAnswer and closed (for the counts). */
+  busy(): void;
 }
 
 /** One request and, once given, its answer. */

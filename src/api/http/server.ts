@@ -93,6 +93,7 @@ export class HttpServer {
       socket.on('error', onError);
       socket.resume();
       socket.end(this.opts.busyAnswer);
+      this.handler.busy();
       socket.setTimeout(REFUSED_LINGER_MS, onLinger);
       return;
     }
