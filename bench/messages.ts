@@ -61,7 +61,8 @@ export interface HolderJoined {
   failed: number;
 }
 
-export type PushPath = 'http' | 'http-batch' | 'grpc' | 'grpc-batch' | 'grpc-stream';
+/** http-broadcast: POST /broadcast to every connection (appID ""); each request is one broadcast. */
+export type PushPath = 'http' | 'http-batch' | 'http-broadcast' | 'grpc' | 'grpc-batch' | 'grpc-stream';
 
 export interface SenderStart {
   t: 'start';

@@ -9,7 +9,7 @@ export const SCENARIOS = ['connections', 'push', 'fanout', 'sustained', 'chaos',
 export const FAULTS = ['nsqd', 'shard', 'pusher'] as const;
 export type FaultKind = (typeof FAULTS)[number];
 export type Scenario = (typeof SCENARIOS)[number];
-const PATHS: readonly PushPath[] = ['http', 'http-batch', 'grpc', 'grpc-batch', 'grpc-stream'];
+const PATHS: readonly PushPath[] = ['http', 'http-batch', 'http-broadcast', 'grpc', 'grpc-batch', 'grpc-stream'];
 
 export interface Options {
   scenario: Scenario;
@@ -71,7 +71,7 @@ scenarios: connections | push | fanout | sustained | chaos | cluster | joins   (
   --rate R                offered pushes/s (0 = as fast as possible)
   --duration S            seconds of sending (connections: seconds idle)
   --count N               most pushes (0 = duration only)
-  --path P                http | http-batch | grpc | grpc-batch | grpc-stream
+  --path P                http | http-batch | http-broadcast | grpc | grpc-batch | grpc-stream
   --batch B               pushes per request / stream message (batch paths)
   --driver D              memory | nsq (starts nsqd via scripts/nsqd.sh)
   --processes P           connection holder processes (default: 1 per 15,000)

@@ -17,6 +17,11 @@ function pushJson(p: Push): string {
   return `{"to":["${p.card}"],"content":"${p.content}"}`;
 }
 
+/** A broadcast to every joined connection (no appID). */
+function broadcastJson(p: Push): string {
+  return `{"content":"${p.content}"}`;
+}
+
 /** One pipelined connection: requests go out in order, answers come back in order. */
 class Pipeline {
   /** Per request in flight: pushes it carries and frames they should produce (FIFO ring). */
@@ -107,9 +112,10 @@ export class HttpTransport implements Transport {
   private next = 0;
   private readonly open: () => Pipeline;
 
-  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, private readonly reconnect: boolean, events: TransportEvents, apiKey: string) {
+  /** `broadcast`: every request is one POST /broadcast (batch is then ignored). */
+  constructor(url: string, private readonly batch: boolean, conns: number, inflight: number, private readonly reconnect: boolean, events: TransportEvents, apiKey: string, private readonly broadcast = false) {
     const { hostname, port } = new URL(url);
-    const path = batch ? '/push/batch' : '/push';
+    const path = broadcast ? '/broadcast' : batch ? '/push/batch' : '/push';
     const auth = apiKey === '' ? '' : `Authorization: Bearer ${apiKey}\r\n`;
     this.open = () => new Pipeline(hostname, Number(port), inflight, path, events, auth);
     this.conns = Array.from({ length: conns }, this.open);
@@ -132,7 +138,7 @@ export class HttpTransport implements Transport {
       const c = this.conns[this.next]!;
       this.next = (this.next + 1) % this.conns.length;
       if (c.dead || c.pending >= c.window) continue;
-      const body = this.batch ? `{"pushes":[${pushes.map(pushJson).join(',')}]}` : pushJson(pushes[0]!);
+      const body = this.broadcast ? broadcastJson(pushes[0]!) : this.batch ? `{"pushes":[${pushes.map(pushJson).join(',')}]}` : pushJson(pushes[0]!);
       c.send(body, pushes.length, expected, tag);
       return;
     }

@@ -74,6 +74,8 @@ const events: TransportEvents = {
 };
 
 function groupSize(g: number): number {
+  // A broadcast reaches every connection (the holders join without app_id unless --app-mix).
+  if (cfg.path === 'http-broadcast') return cfg.connections;
   return Math.min(cfg.groupSize, cfg.connections - g * cfg.groupSize);
 }
 
@@ -172,8 +174,8 @@ process.on('message', (msg: ParentToChild) => {
     cfg = msg as SenderStart;
     groups = Math.ceil(cfg.connections / cfg.groupSize);
     recording = cfg.recordFile !== null;
-    transport = cfg.path === 'http' || cfg.path === 'http-batch'
-      ? new HttpTransport(cfg.httpUrl, cfg.path === 'http-batch', cfg.conns, cfg.inflight, cfg.reconnect, events, cfg.apiKey)
+    transport = cfg.path === 'http' || cfg.path === 'http-batch' || cfg.path === 'http-broadcast'
+      ? new HttpTransport(cfg.httpUrl, cfg.path === 'http-batch', cfg.conns, cfg.inflight, cfg.reconnect, events, cfg.apiKey, cfg.path === 'http-broadcast')
       : new GrpcTransport(cfg.grpcAddr, cfg.path, cfg.conns, cfg.inflight, events, cfg.apiKey);
     t0 = performance.now();
     deadline = t0 + cfg.durationMs;

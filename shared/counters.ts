@@ -66,13 +66,16 @@ export const S_UNDELIVERED = 6;
 export const S_DROPPED = 7;
 /** Connections closed for reading too slowly (over max_backpressure). */
 export const S_SLOW_CLOSED = 8;
+/** Gauges: cards this shard keeps a recovery history for, and the characters of their kept push frames (workers/shard/history.ts). */
+export const S_HISTORY_CARDS = 9;
+export const S_HISTORY_BYTES = 10;
 /** One counter per WsErrors code, in WS_CODES order. */
-export const S_WS_ERRORS = 9;
+export const S_WS_ERRORS = 11;
 /** One counter per UPGRADE_CODES code: upgrades refused. */
 export const S_UPGRADES_REFUSED = S_WS_ERRORS + WS_CODES.length;
 export const S_LATENCY = new HistogramSlots(S_UPGRADES_REFUSED + UPGRADE_CODES.length, LATENCY_BOUNDS);
 const SHARD_SIZE = S_LATENCY.at + S_LATENCY.size;
-export const SHARD_GAUGES = [S_CLIENTS, S_GROUPS, S_LOCAL_GROUPS];
+export const SHARD_GAUGES = [S_CLIENTS, S_GROUPS, S_LOCAL_GROUPS, S_HISTORY_CARDS, S_HISTORY_BYTES];
 
 export function shardCounters(buffer: SharedArrayBuffer = new SharedArrayBuffer(SHARD_SIZE * 8)): Float64Array {
   return new Float64Array(buffer, 0, SHARD_SIZE);
@@ -94,12 +97,15 @@ export interface ShardStats {
   readonly undelivered: number;
   readonly dropped: number;
   readonly slowClosed: number;
+  readonly historyCards: number;
+  readonly historyBytes: number;
 }
 
 export function shardStats(a: Float64Array): ShardStats {
   return {
     clients: a[S_CLIENTS]!, groups: a[S_GROUPS]!, localGroups: a[S_LOCAL_GROUPS]!, joins: a[S_JOINS]!,
     delivered: a[S_DELIVERED]!, undelivered: a[S_UNDELIVERED]!, dropped: a[S_DROPPED]!, slowClosed: a[S_SLOW_CLOSED]!,
+    historyCards: a[S_HISTORY_CARDS]!, historyBytes: a[S_HISTORY_BYTES]!,
   };
 }
 

@@ -33,7 +33,7 @@ export const ApiErrors = {
   PUSH_ERR_BAD_ID: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'ids must be non-empty, well-formed Unicode strings within the length limit' },
   PUSH_ERR_TOO_MANY_RECIPIENTS: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"to" lists more card_ids than push.max_recipients' },
   PUSH_ERR_CONTENT_TOO_LARGE: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"content" is longer than push.max_content bytes' },
-  PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: '"pushes" must hold at least one push' },
+  PUSH_ERR_EMPTY_BATCH: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'a batch must hold at least one push (or broadcast)' },
   PUSH_ERR_BATCH_TOO_LARGE: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'the batch holds more pushes than push.max_batch, or more than the queue can ever hold' },
   PUSH_ERR_BAD_ENCODING: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'a string field is not valid UTF-8' },
   PUSH_ERR_CONTENT_TYPE: { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT, message: 'a browser request (with Origin) must send Content-Type: application/json' },
@@ -79,7 +79,11 @@ export const WsErrors = {
   PUSH_ERR_WS_UNKNOWN_EVENT: { close: 4001, message: 'unknown event' },
   PUSH_ERR_WS_BINARY: { close: 1003, message: 'binary frames are not supported' },
   PUSH_ERR_WS_TOO_LARGE: { close: 1009, message: 'frame is larger than server.max_payload' },
-  PUSH_ERR_WS_JOIN_INVALID: { close: 0, message: 'join needs data.card_id (and optional data.app_id) as non-empty, well-formed Unicode strings within push.max_id_length' },
+  PUSH_ERR_WS_JOIN_INVALID: {
+    close: 0,
+    message: 'join needs data.card_id (and optional data.app_id) as non-empty, well-formed Unicode strings within push.max_id_length, '
+      + 'optional data.recover true or false, optional data.since {"offset": integer >= 0, "epoch": string}',
+  },
   PUSH_ERR_WS_TOKEN_MISSING: { close: 4401, message: 'signed joins are on: the join needs data.token (or ?token= on the upgrade)' },
   PUSH_ERR_WS_TOKEN_INVALID: { close: 4401, message: 'the join token is malformed, badly signed, not yet valid, or has the wrong issuer or audience' },
   PUSH_ERR_WS_TOKEN_EXPIRED: { close: 4401, message: 'the join token has expired' },

@@ -57,6 +57,24 @@ export interface DeliverBatch extends Payloads {
   readonly t: typeof F_DELIVER;
   /** Task sequence number: shards deliver tasks in this order (workers/shard/sequencer.ts). */
   readonly seq: number;
+  /**
+   * Broadcasts: payload indexes, in push order, each for every joined
+   * connection of this shard with app_id apps[m] ('' = every one). Every
+   * shard gets them, not only owners. Null when the task has none.
+   */
+  readonly bcast: Uint32Array | null;
+}
+
+/**
+ * The recovery positions an owner gave a batch's deliveries
+ * (workers/shard/history.ts), so that every member, on any shard, gets the
+ * same offset for the same push.
+ */
+export interface Positions {
+  /** Per card: offset of its first delivery in the batch (its next ones count up by one); 0 = the card keeps no history. */
+  readonly first: Float64Array;
+  /** Per card: its history's epoch ('' where first is 0). */
+  readonly epochs: readonly string[];
 }
 
 /** Processor -> shard: task `seq` has nothing for this shard (lets it move past `seq`). */
@@ -86,6 +104,8 @@ export interface ForwardBatch extends Payloads {
   readonly t: typeof F_FORWARD;
   /** Answered with a ForwardAck carrying the same id. */
   readonly id: number;
+  /** Offsets and epochs of the forwarded groups that keep a history (null: none does). */
+  readonly pos: Positions | null;
 }
 
 export interface ForwardAck {
@@ -106,11 +126,42 @@ export interface MembersUpdate {
   readonly sync: boolean;
   readonly cards: readonly string[];
   readonly counts: readonly number[];
+  /** Per card: 1 when some of those members joined with recovery (the owner then keeps the card's history). */
+  readonly recover: readonly number[];
+  /** Joins asking for their recovery position (and missed pushes); answered in MembersAck.seams, in this order. */
+  readonly seams: readonly SeamRequest[];
 }
 
 export interface MembersAck {
   readonly t: typeof F_MEMBERS_ACK;
   readonly id: number;
+  readonly seams: readonly SeamReply[];
+}
+
+/** A join with recovery, for the card's owner: where the connection stands. */
+export interface SeamRequest {
+  readonly card: string;
+  /** The connection's app_id: missed pushes for other apps are left out. */
+  readonly app: string;
+  /** The last offset the client has (join's since.offset); -1 = none. */
+  readonly since: number;
+  readonly epoch: string;
+}
+
+/**
+ * The owner's answer, given atomically with registering the member: every
+ * push to the card up to `offset` is in `payloads` or was before `since`,
+ * and every later one reaches the member live.
+ */
+export interface SeamReply {
+  /** True when every push after `since` is in `payloads` (the epoch matched and none was dropped from the history). */
+  readonly recovered: boolean;
+  /** The card's newest offset now (-1: unknown, the owner was restarting). */
+  readonly offset: number;
+  readonly epoch: string;
+  /** Missed push frames ({"type":1,"data":…} as rendered) and their offsets; empty unless recovered. */
+  readonly payloads: readonly string[];
+  readonly offsets: readonly number[];
 }
 
 export type ProcessorFrame = DeliverBatch | SkipFrame | ReplayEnd;
@@ -156,6 +207,16 @@ export interface ShardInit {
   readonly peers: readonly number[];
   /** Task numbers from firstSeq on already declared gaps (see MainToShard 'gap'). */
   readonly gaps: readonly number[];
+  /** [history] settings (workers/shard/history.ts). */
+  readonly history: HistoryLimits;
+}
+
+export interface HistoryLimits {
+  /** Pushes kept per card. */
+  readonly size: number;
+  readonly ttlMs: number;
+  /** Kept payload text per shard, in characters. */
+  readonly maxBytes: number;
 }
 
 /** Questions the main thread asks a shard, and the type of each answer. */

@@ -12,6 +12,8 @@ export interface PushRequest {
   to: string[];
   appID: string;
   content: string;
+  /** New (field 5): a broadcast to every connection of appID ('' = all); `to` is not used. */
+  broadcast: boolean;
 }
 
 /** Absolute path of proto/rpc.proto, found from this file whether it runs from src/ or dist/. */

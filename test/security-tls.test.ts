@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { request } from 'node:https';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { Client, ROOT, runToExit, startServer } from './helpers/server';
+import { Client, ROOT, runToExit, startServer, until } from './helpers/server';
 import { selfSigned } from './helpers/security';
 
 const RpcClient = (grpc.loadPackageDefinition(protoLoader.loadSync(join(ROOT, 'proto', 'rpc.proto'), { keepCase: true })) as any).proto.Rpc as typeof grpc.Client;
@@ -80,7 +80,11 @@ t.test('ready line and the warning about auth on a non-loopback address', async 
   t.notMatch(local.output(), /PUSH_ERR_AUTH_OFF/, 'no warning on loopback');
   await local.stop();
   const open = await startServer({ shards: 1, grpc: false, sets: ['server.host=0.0.0.0'] });
-  const warnings = open.output().split('\n').filter((l) => l.includes('PUSH_ERR_AUTH_OFF'));
+  // The warning is logged just after the ready line, and may come in a later chunk.
+  const authWarnings = (): string[] => open.output().split('\n').filter((l) => l.includes('PUSH_ERR_AUTH_OFF'));
+  await until(async () => authWarnings().length > 0, 'the auth warning', 5_000).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  const warnings = authWarnings();
   t.equal(warnings.length, 1, 'one warning');
   t.match(warnings[0], /listening on 0\.0\.0\.0 .*auth\.join_secret \(or auth\.join_key_file\) and auth\.api_keys \(or auth\.api_keys_file\)/);
   await open.stop();

@@ -6,12 +6,12 @@ import { once } from 'node:events';
 import { Registry } from '../workers/shard/registry';
 import { Delivery } from '../workers/shard/delivery';
 import { OwnerBatch } from '../workers/processor/owner-batch';
-import { F_ACK, F_FORWARD, F_FORWARD_ACK, F_MEMBERS, type AckFrame, type DeliverBatch, type ForwardBatch, type Payloads, type PeerFrame } from '../shared/frames';
+import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardBatch, type Payloads, type PeerFrame } from '../shared/frames';
 import { renderPush } from '../shared/payload';
 import { S_DELIVERED, S_DROPPED, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED, shardCounters } from '../shared/counters';
 import { FakeSocket } from './helpers/fake-socket';
 import { link, type Link, type Teardown } from './helpers/ports';
-import { attachPeer, cardOf } from './helpers/shard-wiring';
+import { attachPeer, cardOf, makeRegistry, update } from './helpers/shard-wiring';
 
 const P0 = renderPush('zero');
 const P1 = renderPush('one ✓');
@@ -27,8 +27,8 @@ interface Shard {
 }
 
 function shard(t: Teardown, index: number, shards: number): Shard {
-  const reg = new Registry(index, shards, () => {});
-  const delivery = new Delivery(reg, shardCounters());
+  const { reg, history } = makeRegistry(index, shards);
+  const delivery = new Delivery(reg, shardCounters(), history, () => 0);
   const peers: (Link<PeerFrame> | undefined)[] = [];
   for (let s = 0; s < shards; s++) {
     if (s === index) {
@@ -67,7 +67,7 @@ function join(reg: Registry, card: string, app = ''): FakeSocket {
 
 /** Sets peer `from`'s member counts on the owner, as its update would. */
 function remote(reg: Registry, from: number, cards: string[], counts: number[]): void {
-  reg.applyMembers(from, { t: F_MEMBERS, id: 0, sync: false, cards, counts });
+  reg.applyMembers(from, update(0, cards, counts));
 }
 
 /** The forwards that reached peer link `k` so far. */
@@ -227,7 +227,7 @@ t.test('forwarded(): a member shard delivers to its members and acks the owner',
   await p0.fromCode();
   p0.take();
   const batch = build(0, [[P0, '', a, b], [P1, 'x', a], [P2, 'y', a]]);
-  const frame: ForwardBatch = { ...batch, t: F_FORWARD, id: 17 };
+  const frame: ForwardBatch = { ...batch, t: F_FORWARD, id: 17, pos: null };
   p0.far.postMessage(frame, [frame.buf]);
   await p0.toCode();
   t.same(m.corks, [[P0, P1]], 'its payloads, app-filtered, in one cork');
@@ -240,8 +240,8 @@ t.test('two shards over a real channel: owner delivers, forwards, member acks, o
   const owner = shard(t, 0, 2);
   let joined!: () => void;
   const confirmed = new Promise<void>((resolve) => { joined = resolve; });
-  const member = new Registry(1, 2, () => joined());
-  const memberDelivery = new Delivery(member, shardCounters());
+  const { reg: member, history: memberHistory } = makeRegistry(1, 2, () => joined());
+  const memberDelivery = new Delivery(member, shardCounters(), memberHistory, () => 0);
   const k = link<PeerFrame>(t);
   // A real second shard in place of the test-held link.
   attachPeer(owner.reg, 1, k.near, owner.delivery);

@@ -11,11 +11,13 @@ import { F_MEMBERS, F_MEMBERS_ACK, type MembersUpdate, type PeerFrame } from '..
 import { OK_FRAME } from '../shared/payload';
 import { FakeSocket } from './helpers/fake-socket';
 import { link, turn, type Link, type Teardown } from './helpers/ports';
-import { attachPeer, cardOf } from './helpers/shard-wiring';
+import { attachPeer, cardOf, makeRegistry, update } from './helpers/shard-wiring';
+import type { TemplatedApp } from 'uWebSockets.js';
+import { AppTopics } from '../workers/shard/app-topics';
 
 function registry(index: number, shards: number): { reg: Registry; confirmed: Socket[][] } {
   const confirmed: Socket[][] = [];
-  const reg = new Registry(index, shards, (sockets) => confirmed.push([...sockets]));
+  const { reg } = makeRegistry(index, shards, (sockets) => confirmed.push([...sockets]));
   return { reg, confirmed };
 }
 
@@ -146,10 +148,10 @@ t.test('applyMembers acknowledges each update with its id', async (t) => {
   await p1.fromCode();
   p1.take();
   const a0 = cardOf(0, 2);
-  p1.far.postMessage({ t: F_MEMBERS, id: 42, sync: false, cards: [a0], counts: [3] });
+  p1.far.postMessage(update(42, [a0], [3]));
   await p1.toCode();
   const acks = await p1.fromCode();
-  t.same(acks, [{ t: F_MEMBERS_ACK, id: 42 }]);
+  t.same(acks, [{ t: F_MEMBERS_ACK, id: 42, seams: [] }]);
   t.equal(reg.groupSize(a0), 3);
 });
 
@@ -174,8 +176,8 @@ t.test('dropPeer confirms joins waiting for that owner and forgets its members',
   const owner = registry(0, 3).reg;
   const x0 = cardOf(0, 3, 'x');
   const y0 = cardOf(0, 3, 'y');
-  owner.applyMembers(1, { t: F_MEMBERS, id: 1, sync: false, cards: [x0], counts: [2] });
-  owner.applyMembers(2, { t: F_MEMBERS, id: 1, sync: false, cards: [x0, y0], counts: [1, 3] });
+  owner.applyMembers(1, update(1, [x0], [2]));
+  owner.applyMembers(2, update(1, [x0, y0], [1, 3]));
   t.equal(owner.groupSize(x0), 3);
   t.equal(owner.groupSize(y0), 3);
   t.equal(owner.owned, 2);
@@ -194,29 +196,29 @@ t.test('owned and groupSize count local and remote members together', async (t) 
   const a0 = cardOf(0, 2, 'a');
   const b0 = cardOf(0, 2, 'b');
   const c1 = cardOf(1, 2, 'c');
-  const update = (card: string, count: number): void => reg.applyMembers(1, { t: F_MEMBERS, id: 1, sync: false, cards: [card], counts: [count] });
+  const setCount = (card: string, count: number): void => reg.applyMembers(1, update(1, [card], [count]));
   const w = ws();
   t.equal(reg.groupSize(a0), -1, 'no such group');
   reg.join(w, a0);
   t.equal(reg.owned, 1);
-  update(a0, 2);
+  setCount(a0, 2);
   t.equal(reg.owned, 1, 'the same group');
   t.equal(reg.groupSize(a0), 3);
   reg.leave(w, a0);
   t.equal(reg.owned, 1, 'still has remote members');
   t.equal(reg.groupSize(a0), 2);
-  update(a0, 0);
+  setCount(a0, 0);
   t.equal(reg.owned, 0);
   t.equal(reg.groupSize(a0), -1);
-  update(b0, 1);
+  setCount(b0, 1);
   t.equal(reg.owned, 1, 'remote members only');
   reg.join(ws(), b0);
   t.equal(reg.owned, 1);
   t.equal(reg.groupSize(b0), 2);
-  update(b0, 0);
+  setCount(b0, 0);
   t.equal(reg.owned, 1, 'local member left');
   t.equal(reg.groupSize(b0), 1);
-  update(b0, 0);
+  setCount(b0, 0);
   t.equal(reg.owned, 1, 'a repeated absolute count changes nothing');
   reg.join(ws(), c1);
   t.equal(reg.owned, 1, 'a group owned elsewhere is not counted');
@@ -254,17 +256,18 @@ t.test('two registries over a real channel: the owner learns of the join before 
 });
 
 t.test('"ok" answers wait for the owner: a ping after a pending join is answered after it, in order', async (t) => {
-  const reg = new Registry(1, 2, confirmJoins);
+  const { reg } = makeRegistry(1, 2, confirmJoins);
+  const apps = new AppTopics({ publish: () => true } as unknown as TemplatedApp);
   const p0 = peer(t, reg, 0);
   await p0.fromCode();
   p0.take();
   const s = new FakeSocket();
-  const protocol = new Protocol(reg, { maxIdLength: 64, joinRate: 0, verifier: null }, shardCounters(), createLogger('test', 'silent'));
+  const protocol = new Protocol(reg, apps, { maxIdLength: 64, joinRate: 0, verifier: null }, shardCounters(), createLogger('test', 'silent'));
   protocol.frame(s.ws, JSON.stringify({ event: 'join', data: { card_id: cardOf(0, 2) } }));
   protocol.frame(s.ws, JSON.stringify({ event: 'ping' }));
   t.same(s.sent, [], 'no ok before the owner acknowledged');
-  const update = members(await p0.fromCode());
-  p0.far.postMessage({ t: F_MEMBERS_ACK, id: update[0]!.id });
+  const sent = members(await p0.fromCode());
+  p0.far.postMessage({ t: F_MEMBERS_ACK, id: sent[0]!.id, seams: [] });
   await p0.toCode();
   t.same(s.sent, [OK_FRAME, OK_FRAME], 'both answers, once confirmed');
   t.same(s.corks, [[OK_FRAME, OK_FRAME]], 'in one corked write');

@@ -10,7 +10,7 @@ import { F_DELIVER, F_SKIP, type DeliverBatch, type ProcessorFrame } from '../sh
 import type { Teardown } from './helpers/ports';
 
 function batch(seq: number): DeliverBatch {
-  return { t: F_DELIVER, seq, buf: new ArrayBuffer(0), ends: new Uint32Array(0), apps: [], cards: [], offs: new Uint32Array(1), msgs: new Uint32Array(0), samples: null };
+  return { t: F_DELIVER, seq, buf: new ArrayBuffer(0), ends: new Uint32Array(0), apps: [], cards: [], offs: new Uint32Array(1), msgs: new Uint32Array(0), samples: null, bcast: null };
 }
 
 interface Harness {

@@ -127,6 +127,18 @@ export class Gateway implements HttpHandler {
       const accepted = await this.push.pushMany(pushes ?? []);
       return JSON.stringify({ code: 0, message: 'ok', accepted });
     }) });
+    this.routes.set('/broadcast', { method: 'POST', open: false, run: (x, body) => this.withJson(x, body, async (json) => {
+      await this.push.broadcast(json);
+      return OK_BODY;
+    }) });
+    this.routes.set('/broadcast/batch', { method: 'POST', open: false, run: (x, body) => this.withJson(x, body, async (json) => {
+      const broadcasts = (json as { broadcasts?: unknown } | null)?.broadcasts;
+      if (broadcasts !== undefined && broadcasts !== null && !Array.isArray(broadcasts)) {
+        throw new PushError('PUSH_ERR_INVALID_REQUEST', '"broadcasts" must be an array of BroadcastRequest objects');
+      }
+      const accepted = await this.push.broadcastMany(broadcasts ?? []);
+      return JSON.stringify({ code: 0, message: 'ok', accepted });
+    }) });
     if (config.debug.crash_route) {
       add('POST', '/debug/crash', async (x) => {
         const processor = queryParam(x, 'processor');

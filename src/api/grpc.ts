@@ -1,5 +1,5 @@
 // The gRPC front door (@grpc/grpc-js): gopusher's proto.Rpc service plus the
-// batch extensions (grpc-definition.ts). Every handler delegates to
+// batch and broadcast extensions (grpc-definition.ts). Every handler delegates to
 // PushService, so validation, queueing and answers are the HTTP gateway's;
 // pushes are queued as the bytes that arrived. Server reflection comes from
 // @grpc/reflection and stays open (it tells the schema, which is public).
@@ -46,6 +46,7 @@ export interface GrpcOptions {
 
 interface PushReply { code: number; message: string }
 type PushBatchRequest = SplitBatch;
+interface BroadcastBatchRequest { broadcasts: unknown[] }
 interface PushBatchReply { code: number; message: string; accepted: number }
 interface CardRequest { cardID: string; scope: string }
 interface SystemRequest { scope: string }
@@ -78,6 +79,13 @@ export class GrpcServer {
         { code: 0, message: 'ok', accepted: await this.admitted(async () => this.push.publishPrepared(await this.push.prepareMany(req.pushes, true, req.more))) }
       )),
       PushStream: this.onPushStream.bind(this),
+      Broadcast: this.unary(async (req: unknown): Promise<PushReply> => {
+        await this.admitted(() => this.push.broadcast(req));
+        return OK_REPLY;
+      }),
+      BroadcastBatch: this.unary(async (req: BroadcastBatchRequest): Promise<PushBatchReply> => (
+        { code: 0, message: 'ok', accepted: await this.admitted(() => this.push.broadcastMany(req.broadcasts)) }
+      )),
       // Field scope = "node": this node's answer; empty or "cluster": the cluster's (etcd.enable).
       System: this.unary(async (req: SystemRequest): Promise<SystemReply> => this.push.system(parseScope(req.scope))),
       IsOnline: this.unary(async (req: CardRequest) => this.push.isOnline(req.cardID, parseScope(req.scope))),

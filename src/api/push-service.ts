@@ -4,7 +4,8 @@
 //
 // The queue body is the protobuf PushRequest. A JSON push (HTTP) is checked
 // and encoded once; a gRPC push arrives as those very bytes, so it is checked
-// from its decoded form and its bytes are queued as they came.
+// from its decoded form and its bytes are queued as they came. A broadcast is
+// queued as a PushRequest too, with `broadcast` set and `to` empty.
 
 import { cpus } from 'node:os';
 import type { Config } from '../config/schema';
@@ -44,6 +45,12 @@ export function parseScope(raw: string): Scope {
   throw new PushError('PUSH_ERR_BAD_SCOPE', `scope must be node or cluster (or empty: cluster), got "${raw.slice(0, 64)}"`);
 }
 
+function str(name: string, v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new PushError('PUSH_ERR_INVALID_REQUEST', `"${name}" must be a string`);
+  return v;
+}
+
 export class PushService {
   private closed = false;
 
@@ -62,20 +69,30 @@ export class PushService {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw new PushError('PUSH_ERR_INVALID_REQUEST', 'request must be a JSON object with "to" and "content"');
     }
-    const { from, to, appID, content } = input as Record<string, unknown>;
-    const str = (name: string, v: unknown): string => {
-      if (v === undefined || v === null) return '';
-      if (typeof v !== 'string') throw new PushError('PUSH_ERR_INVALID_REQUEST', `"${name}" must be a string`);
-      return v;
-    };
+    const { from, to, appID, content, broadcast } = input as Record<string, unknown>;
     if (to !== undefined && to !== null && !Array.isArray(to)) throw new PushError('PUSH_ERR_INVALID_REQUEST', '"to" must be an array of card_id strings');
-    return { from: str('from', from), to: (to ?? []) as string[], appID: str('appID', appID), content: str('content', content) };
+    if (broadcast !== undefined && broadcast !== null && typeof broadcast !== 'boolean') throw new PushError('PUSH_ERR_INVALID_REQUEST', '"broadcast" must be a boolean');
+    return {
+      from: str('from', from), to: (to ?? []) as string[], appID: str('appID', appID), content: str('content', content), broadcast: broadcast === true,
+    };
+  }
+
+  /** A broadcast as JSON (HTTP), or as gRPC decoded it (BroadcastRequest, defaults filled in), as its queue body. */
+  private broadcastBody(input: unknown): Uint8Array {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw new PushError('PUSH_ERR_INVALID_REQUEST', 'request must be a JSON object with "content" (and "appID")');
+    }
+    const { from, appID, content } = input as Record<string, unknown>;
+    const req: PushRequest = { from: str('from', from), to: [], appID: str('appID', appID), content: str('content', content), broadcast: true };
+    this.checkCommon(req);
+    return PushRequestType.encode(req).finish();
   }
 
   /** The limits every push must meet, however it came. Throws PushError with the first problem. */
   private check(req: PushRequest): void {
-    const { max_id_length: maxIdLength, max_recipients: maxRecipients, max_content: maxContent } = this.config.push;
+    const { max_id_length: maxIdLength, max_recipients: maxRecipients } = this.config.push;
     const { to } = req;
+    if (req.broadcast) throw new PushError('PUSH_ERR_INVALID_REQUEST', '"broadcast" is set: send broadcasts with POST /broadcast or gRPC Broadcast');
     if (to.length === 0) throw new PushError('PUSH_ERR_EMPTY_TO');
     if (to.length > maxRecipients) throw new PushError('PUSH_ERR_TOO_MANY_RECIPIENTS', `"to" lists ${to.length} card_ids; push.max_recipients is ${maxRecipients}`);
     for (let i = 0; i < to.length; i++) {
@@ -85,6 +102,12 @@ export class PushService {
         throw new PushError('PUSH_ERR_BAD_ID', `"to"[${i}] must be a non-empty, well-formed Unicode string of at most ${maxIdLength} characters`);
       }
     }
+    this.checkCommon(req);
+  }
+
+  /** What pushes and broadcasts share: appID and content within their limits. */
+  private checkCommon(req: PushRequest): void {
+    const { max_id_length: maxIdLength, max_content: maxContent } = this.config.push;
     if (req.appID.length > maxIdLength) throw new PushError('PUSH_ERR_BAD_ID', `"appID" is longer than ${maxIdLength} characters`);
     if (!req.appID.isWellFormed()) throw new PushError('PUSH_ERR_BAD_ID', '"appID" is not well-formed Unicode (a lone surrogate)');
     if (req.content.length > maxContent || Buffer.byteLength(req.content, 'utf8') > maxContent) {
@@ -157,11 +180,33 @@ export class PushService {
    * batch is worked through in chunks, one event-loop turn each. Queue the
    * result with publishPrepared(): a stream does so in message order.
    */
-  async prepareMany(items: readonly unknown[], encoded: boolean, more = false): Promise<Uint8Array[]> {
+  prepareMany(items: readonly unknown[], encoded: boolean, more = false): Promise<Uint8Array[]> {
+    const body = encoded ? (item: unknown) => this.checkEncoded(decodePush(item as Uint8Array)) : (item: unknown) => this.encodeJson(item);
+    return this.prepare(items, body, 'pushes', more);
+  }
+
+  /** A broadcast (JSON, or a decoded gRPC BroadcastRequest), after admit(): checked and queued like a push. */
+  broadcast(input: unknown): Promise<void> {
+    let body: Uint8Array;
+    try {
+      body = this.broadcastBody(input);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.publish([body]);
+  }
+
+  /** Broadcasts, all or nothing (within push.max_batch); resolves with the count accepted. */
+  async broadcastMany(inputs: readonly unknown[]): Promise<number> {
+    return this.publishPrepared(await this.prepare(inputs, (input) => this.broadcastBody(input), 'broadcasts', false));
+  }
+
+  /** `field`: the batch's list, named in errors. */
+  private async prepare(items: readonly unknown[], encode: (item: unknown) => Uint8Array, field: string, more: boolean): Promise<Uint8Array[]> {
     const maxBatch = this.config.push.max_batch;
-    if (items.length === 0) throw new PushError('PUSH_ERR_EMPTY_BATCH');
+    if (items.length === 0) throw new PushError('PUSH_ERR_EMPTY_BATCH', `"${field}" must hold at least one item`);
     if (more || items.length > maxBatch) {
-      throw new PushError('PUSH_ERR_BATCH_TOO_LARGE', `the batch holds ${more ? 'more than ' : ''}${items.length} pushes; push.max_batch is ${maxBatch}: split it`);
+      throw new PushError('PUSH_ERR_BATCH_TOO_LARGE', `the batch holds ${more ? 'more than ' : ''}${items.length} ${field}; push.max_batch is ${maxBatch}: split it`);
     }
     this.fits(items.length, 0);
     const bodies = new Array<Uint8Array>(items.length);
@@ -170,9 +215,9 @@ export class PushService {
     for (let i = 0; i < items.length; i++) {
       let body: Uint8Array;
       try {
-        body = encoded ? this.checkEncoded(decodePush(items[i] as Uint8Array)) : this.encodeJson(items[i]);
+        body = encode(items[i]);
       } catch (err) {
-        if (err instanceof PushError) throw new PushError(err.code, `pushes[${i}]: ${err.message}`);
+        if (err instanceof PushError) throw new PushError(err.code, `${field}[${i}]: ${err.message}`);
         throw err;
       }
       bodies[i] = body;

@@ -198,6 +198,11 @@ export const SCHEMA = {
     cert: str('', 'PEM certificate (chain) file: with tls.key, WebSocket, gateway and gRPC serve TLS only (wss://, https://)'),
     key: str('', 'PEM private key file of tls.cert'),
   },
+  history: {
+    size: int(32, 0, 10_000, 'pushes kept per card_id for recovery (joins with "recover"/"since"), by the shard that owns the card; only cards with a recovering connection now or within history.ttl keep any. 0 = keep none (a rejoin recovers only when it missed nothing)'),
+    ttl: int(300, 1, 86_400, 'seconds a kept push stays recoverable; a card with no connection and no push for this long forgets its history (a rejoin then gets recovered:false)'),
+    max_bytes: int(64 * 1024 * 1024, 0, 1 << 30, 'characters of kept push frames per shard at most (bytes for ASCII; V8 adds ~16 B per kept push); past it the least recently active cards lose their kept pushes first (rejoins that needed them get recovered:false)'),
+  },
   etcd: {
     enable: bool(false, "register this node in etcd in gopusher's layout (key /gopusher/<listen_key>/<advertise>, value \"<advertise> weight=1\", on a lease kept alive), so that confd can render nginx's upstream; /system, /isOnline and /group then answer for every registered node"),
     endpoints: etcdEndpoints('127.0.0.1:2379', 'etcd client addresses (host:port), comma-separated (gopusher: registeredAddr)'),

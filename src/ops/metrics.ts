@@ -9,7 +9,7 @@
 // pinned exactly; test/metrics.test.ts checks the output with promtool.
 
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
-import { S_CLIENTS, S_DELIVERED, S_DROPPED, S_GROUPS, S_JOINS, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED, S_UPGRADES_REFUSED, S_WS_ERRORS, UPGRADE_CODES, WS_CODES, P_BATCH_SIZE, P_BATCHES, P_MESSAGES, P_REQUEUED, P_ROUTED, P_UNDECODABLE, type HistogramSlots } from '../../shared/counters';
+import { S_CLIENTS, S_DELIVERED, S_DROPPED, S_GROUPS, S_HISTORY_BYTES, S_HISTORY_CARDS, S_JOINS, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED, S_UPGRADES_REFUSED, S_WS_ERRORS, UPGRADE_CODES, WS_CODES, P_BATCH_SIZE, P_BATCHES, P_MESSAGES, P_REQUEUED, P_ROUTED, P_UNDECODABLE, type HistogramSlots } from '../../shared/counters';
 import type { QueueStats } from '../queue/queue';
 
 /** What the metrics are read from, at scrape time. */
@@ -101,6 +101,8 @@ export class Metrics {
     this.add('pusher_pushes_undelivered_total', 'Deliveries to a card_id with no connection anywhere (dropped, as gopusher does), per owner shard', 'counter', perShard(S_UNDELIVERED));
     this.add('pusher_pushes_dropped_total', 'Push frames refused because the connection was over server.max_backpressure, per shard', 'counter', perShard(S_DROPPED));
     this.add('pusher_slow_clients_closed_total', 'Connections closed for reading too slowly (over server.max_backpressure), per shard', 'counter', perShard(S_SLOW_CLOSED));
+    this.add('pusher_history_cards', 'Cards whose recovery history the shard keeps (history.size), per owner shard', 'gauge', perShard(S_HISTORY_CARDS));
+    this.add('pusher_history_bytes', 'Characters of push frames kept for recovery (bounded by history.max_bytes), per owner shard', 'gauge', perShard(S_HISTORY_BYTES));
     this.add('pusher_push_latency_seconds', 'Push latency from accepted (queue, or nsqd) to written to the socket, of 1 push in metrics.latency_sample, once per shard that wrote it', 'histogram',
       () => histogram('pusher_push_latency_seconds', S_LATENCY, src.shardCounters()));
     // Errors

@@ -1,6 +1,6 @@
 // Stands in for a uWS WebSocket in the shard unit tests (registry, delivery):
-// exactly what that code calls (getUserData, send, cork), recording what was
-// sent. The integration tests use the real server.
+// exactly what that code calls (getUserData, send, cork, subscribe), recording
+// what was sent. The integration tests use the real server.
 
 import { socketData, type Socket, type SocketData } from '../../workers/shard/registry';
 
@@ -11,6 +11,8 @@ export class FakeSocket {
   /** The frames sent inside each cork() call. */
   readonly corks: string[][] = [];
   binary = 0;
+  /** uWS topics subscribed to (broadcasts: workers/shard/app-topics.ts). */
+  readonly topics = new Set<string>();
   /** What send() returns: 1 sent, 0 buffered, 2 dropped over max_backpressure. */
   result = 1;
   private corked: string[] | null = null;
@@ -36,6 +38,15 @@ export class FakeSocket {
     this.corked?.push(text);
     if (isBinary === true) this.binary++;
     return this.result;
+  }
+
+  subscribe(topic: string): boolean {
+    this.topics.add(topic);
+    return true;
+  }
+
+  unsubscribe(topic: string): boolean {
+    return this.topics.delete(topic);
   }
 
   cork(fn: () => void): this {

@@ -160,6 +160,8 @@ export interface ShardStats {
   delivered: number;
   undelivered: number;
   dropped: number;
+  historyCards: number;
+  historyBytes: number;
 }
 
 export async function stats(s: Running): Promise<{ shards: ShardStats[]; restarts: number[]; queue: any; processors: any }> {

@@ -1,6 +1,6 @@
 // Builds one shard's DeliverBatch while a processor task runs: payloads
-// rendered once, deliveries grouped by card_id (see DeliverBatch.offs).
-// Runs in a processor thread.
+// rendered once, deliveries grouped by card_id (see DeliverBatch.offs), and
+// broadcasts. Runs in a processor thread.
 
 import { F_DELIVER, type DeliverBatch } from '../../shared/frames';
 
@@ -16,6 +16,8 @@ export class OwnerBatch {
   /** Per delivery, in push order: card index and payload index. */
   private readonly dCard: number[] = [];
   private readonly dMsg: number[] = [];
+  /** Payload indexes of broadcasts, in push order. */
+  private readonly bcast: number[] = [];
   /** Payload index of the message being routed, or -1 before its first recipient here. */
   private current = -1;
   /** Pairs of payload index and accept time of the sampled messages (DeliverBatch.samples). */
@@ -26,12 +28,22 @@ export class OwnerBatch {
     this.current = -1;
   }
 
-  add(card: string, payload: string, app: string): void {
+  private payload(payload: string, app: string): number {
     if (this.current === -1) {
       this.current = this.payloads.length;
       this.payloads.push(payload);
       this.apps.push(app);
     }
+    return this.current;
+  }
+
+  /** The message is a broadcast: every joined connection of the shard with `app` ('' = all) gets it. */
+  broadcast(payload: string, app: string): void {
+    this.bcast.push(this.payload(payload, app));
+  }
+
+  add(card: string, payload: string, app: string): void {
+    this.payload(payload, app);
     let k = this.index.get(card);
     if (k === undefined) {
       k = this.cards.length;
@@ -69,7 +81,8 @@ export class OwnerBatch {
     const msgs = new Uint32Array(dMsg.length);
     for (let d = 0; d < dMsg.length; d++) msgs[fill[dCard[d]!]!++] = dMsg[d]!;
 
+    const bcast = this.bcast.length > 0 ? Uint32Array.from(this.bcast) : null;
     const samples = this.samples === null ? null : Float64Array.from(this.samples);
-    return { t: F_DELIVER, seq, buf: bytes.buffer, ends, apps: this.apps, cards, offs, msgs, samples };
+    return { t: F_DELIVER, seq, buf: bytes.buffer, ends, apps: this.apps, cards, offs, msgs, samples, bcast };
   }
 }

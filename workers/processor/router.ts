@@ -1,6 +1,7 @@
 // Turns a batch of queue bodies (protobuf PushRequest) into one OwnerBatch per
-// shard that owns a recipient group, each message's payload rendered once.
-// Runs in a processor thread.
+// shard that owns a recipient group, each message's payload rendered once. A
+// broadcast (PushRequest.broadcast) goes into every shard's batch: every
+// shard holds connections of every app. Runs in a processor thread.
 
 import type { Logger } from '../../shared/log';
 import { protoType, type PushRequest } from '../../shared/proto';
@@ -46,9 +47,14 @@ export function route(bodies: readonly Buffer[], shards: number, log: Logger, sa
       continue;
     }
     const to = req.to;
-    if (to.length === 0) continue;
+    if (to.length === 0 && !req.broadcast) continue;
     const payload = renderPush(req.content);
     for (let s = 0; s < shards; s++) parts[s]?.nextMessage();
+    if (req.broadcast) {
+      for (let s = 0; s < shards; s++) (parts[s] ??= new OwnerBatch()).broadcast(payload, req.appID);
+      routed++;
+      continue;
+    }
     for (let r = 0; r < to.length; r++) {
       const card = to[r]!;
       if (card === '') continue;

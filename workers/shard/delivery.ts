@@ -3,11 +3,22 @@
 // batch is acknowledged only once those shards acknowledged their forwards, so
 // the processors' backpressure covers the peers' queues too. Runs in a shard
 // thread.
+//
+// For groups with a history (history.ts) the owner numbers the pushes before
+// it writes or forwards them, and the forwards carry those positions:
+// members that joined with recovery get each push with its offset and epoch
+// (rendered once per push and group, only where such members are), everyone
+// else the very bytes the processor rendered.
 
 import type { MessagePort } from 'node:worker_threads';
-import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardAck, type ForwardBatch, type Payloads } from '../../shared/frames';
+import { F_ACK, F_FORWARD, F_FORWARD_ACK, type AckFrame, type DeliverBatch, type ForwardAck, type ForwardBatch, type Payloads, type Positions } from '../../shared/frames';
 import { S_DELIVERED, S_DROPPED, S_LATENCY, S_SLOW_CLOSED, S_UNDELIVERED } from '../../shared/counters';
-import type { Registry, Socket } from './registry';
+import { positioned } from '../../shared/payload';
+import type { History } from './history';
+import type { Registry, Socket, SocketData } from './registry';
+
+/** Sends a broadcast payload to this shard's joined connections of an app ('' = all); returns how many. */
+export type Publish = (payload: Uint8Array, app: string) => number;
 
 // The batch being delivered, for sendRun(): ws.cork() takes a callback, and a
 // module-level one with module-level arguments costs no closure per socket.
@@ -17,6 +28,10 @@ let runViews: (Uint8Array | undefined)[];
 let runFrom = 0;
 let runTo = 0;
 let runCounters: Float64Array;
+/** Offset of the run's first push, 0 when its group keeps no history here; then its epoch and positioned frames (made on first use). */
+let runFirst = 0;
+let runEpoch = '';
+let runPositioned: (Buffer | undefined)[] = [];
 
 function view(m: number): Uint8Array {
   let v = runViews[m];
@@ -33,22 +48,60 @@ function sendRun(): void {
   const ws = runWs;
   const { msgs, apps } = runBatch;
   const ud = ws.getUserData();
+  if (ud.recover) {
+    sendRecovering(ud);
+    return;
+  }
   const app = ud.app;
   const c = runCounters;
   for (let i = runFrom; i < runTo; i++) {
     const m = msgs[i]!;
     const want = apps[m]!;
     if (want !== '' && want !== app) continue;
-    // 1 sent, 0 buffered (backpressure building), 2 dropped over max_backpressure
-    // (uWS then closes the socket: closeOnBackpressureLimit).
-    if (ws.send(view(m), false, false) !== 2) c[S_DELIVERED]!++;
-    else {
-      c[S_DROPPED]!++;
-      if (!ud.slow) {
-        ud.slow = true;
-        c[S_SLOW_CLOSED]!++;
-      }
+    count(ud, c, ws.send(view(m), false, false));
+  }
+}
+
+/**
+ * Counts one send's outcome: 1 sent, 0 buffered (backpressure building), 2
+ * dropped over max_backpressure (uWS then closes the socket:
+ * closeOnBackpressureLimit).
+ */
+function count(ud: SocketData, c: Float64Array, result: number): void {
+  if (result !== 2) c[S_DELIVERED]!++;
+  else {
+    c[S_DROPPED]!++;
+    if (!ud.slow) {
+      ud.slow = true;
+      c[S_SLOW_CLOSED]!++;
     }
+  }
+}
+
+function positionedFrame(i: number): Buffer {
+  const k = i - runFrom;
+  return runPositioned[k] ??= positioned(view(runBatch.msgs[i]!), runFirst + k, runEpoch);
+}
+
+/**
+ * sendRun for a connection that joined with recovery: frames with their
+ * positions, skipped while its join's recovery answer is on its way (that
+ * answer holds them), queued behind answers still held back.
+ */
+function sendRecovering(ud: SocketData): void {
+  if (ud.seam !== null) return;
+  const ws = runWs;
+  const { msgs, apps } = runBatch;
+  const c = runCounters;
+  for (let i = runFrom; i < runTo; i++) {
+    const m = msgs[i]!;
+    const want = apps[m]!;
+    if (want !== '' && want !== ud.app) continue;
+    const frame = runFirst > 0 ? positionedFrame(i) : view(m);
+    if (ud.held !== null) {
+      ud.held.push(frame);
+      c[S_DELIVERED]!++;
+    } else count(ud, c, ws.send(frame, false, false));
   }
 }
 
@@ -72,20 +125,22 @@ export class Delivery {
   private nextId = 1;
 
   /** `counters`: this shard's buffer (shared/counters.ts). */
-  constructor(private readonly registry: Registry, readonly counters: Float64Array) {
+  constructor(private readonly registry: Registry, readonly counters: Float64Array, private readonly history: History, private readonly publish: Publish) {
     this.forwards = Array.from({ length: registry.shards }, () => []);
   }
 
-  /** A processor's batch for groups this shard owns: acknowledged on `from` once delivered everywhere. */
+  /** A processor's batch for groups this shard owns (and broadcasts): acknowledged on `from` once delivered everywhere. */
   deliver(batch: DeliverBatch, from: MessagePort): void {
     const task: Task = { seq: batch.seq, from, remaining: 0 };
-    if (this.write(batch, true)) this.forward(batch, task);
+    const pos = batch.cards.length > 0 ? this.history.record(batch, Date.now()) : null;
+    if (this.write(batch, true, pos)) this.forward(batch, task, pos);
+    if (batch.bcast !== null) this.broadcast(batch, batch.bcast);
     if (task.remaining === 0) ack(task);
   }
 
   /** An owner's forward: deliver to our members, then acknowledge on the owner's port. */
   forwarded(batch: ForwardBatch, owner: MessagePort): void {
-    this.write(batch, false);
+    this.write(batch, false, batch.pos);
     const frame: ForwardAck = { t: F_FORWARD_ACK, id: batch.id };
     owner.postMessage(frame);
   }
@@ -102,10 +157,20 @@ export class Delivery {
     for (const [id, f] of this.unacked) if (f.peer === peer) this.forwardAcked(id);
   }
 
+  /** Broadcast payloads to this shard's joined connections, in push order. */
+  private broadcast(batch: DeliverBatch, bcast: Uint32Array): void {
+    const { buf, ends, apps } = batch;
+    for (let i = 0; i < bcast.length; i++) {
+      const m = bcast[i]!;
+      const start = m === 0 ? 0 : ends[m - 1]!;
+      this.counters[S_DELIVERED]! += this.publish(new Uint8Array(buf, start, ends[m]! - start), apps[m]!);
+    }
+  }
+
   /** Writes to local members; for owned groups, notes which peers hold the rest. Returns true if any must be forwarded. */
-  private write(batch: Payloads, owner: boolean): boolean {
+  private write(batch: Payloads, owner: boolean, pos: Positions | null): boolean {
     const { cards, offs, msgs, samples } = batch;
-    const { local, remote } = this.registry;
+    const { local, remote, recovering } = this.registry;
     let forwarding = false;
     runBatch = batch;
     runViews = new Array(batch.ends.length);
@@ -119,6 +184,12 @@ export class Delivery {
       if (set !== undefined) {
         runFrom = offs[k]!;
         runTo = offs[k + 1]!;
+        runFirst = 0;
+        if (pos !== null && pos.first[k]! > 0 && recovering.has(card)) {
+          runFirst = pos.first[k]!;
+          runEpoch = pos.epochs[k]!;
+          runPositioned = [];
+        }
         const several = runTo - runFrom > 1;
         for (const ws of set) {
           runWs = ws;
@@ -153,7 +224,7 @@ export class Delivery {
   }
 
   /** Sends each peer the groups it holds members of, as a batch of its own. */
-  private forward(batch: DeliverBatch, task: Task): void {
+  private forward(batch: DeliverBatch, task: Task, pos: Positions | null): void {
     const { peers } = this.registry;
     for (let s = 0; s < peers.length; s++) {
       const list = this.forwards[s]!;
@@ -176,12 +247,29 @@ export class Delivery {
         this.unacked.set(id, { task, peer: s });
         task.remaining++;
         const buf = batch.buf.slice(0);
-        const frame: ForwardBatch = { t: F_FORWARD, id, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs, samples: batch.samples };
+        const frame: ForwardBatch = {
+          t: F_FORWARD, id, buf, ends: batch.ends, apps: batch.apps, cards, offs, msgs, samples: batch.samples, pos: pick(pos, list),
+        };
         port.postMessage(frame, [buf]);
       }
       list.length = 0;
     }
   }
+}
+
+/** The positions of the listed cards (indexes into the batch), or null when none of them keeps a history. */
+function pick(pos: Positions | null, list: readonly number[]): Positions | null {
+  if (pos === null) return null;
+  const first = new Float64Array(list.length);
+  const epochs: string[] = new Array(list.length);
+  let any = false;
+  for (let i = 0; i < list.length; i++) {
+    const k = list[i]!;
+    first[i] = pos.first[k]!;
+    epochs[i] = pos.epochs[k]!;
+    if (first[i]! > 0) any = true;
+  }
+  return any ? { first, epochs } : null;
 }
 
 function sampleMarks(samples: Float64Array, payloads: number): Uint8Array {

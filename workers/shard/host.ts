@@ -68,6 +68,7 @@ export class ShardHost {
       logLevel: this.config.log.level, logFormat: this.config.log.format, counters: slot.counters.buffer as SharedArrayBuffer,
       connCounters: this.connCounters, limits: this.limits, joinAuth: this.secrets.joinAuth,
       tls: this.secrets.tls !== null ? { cert: this.secrets.tls.certFile, key: this.secrets.tls.keyFile } : null, ...place,
+      history: { size: this.config.history.size, ttlMs: this.config.history.ttl * 1000, maxBytes: this.config.history.max_bytes },
     };
     const gen = ++slot.gen;
     const worker = new Worker(ENTRY, { workerData: init, name: `shard-${index}` });

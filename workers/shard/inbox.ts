@@ -84,7 +84,7 @@ export class Inbox {
         if (frame.sync) this.peerReady(peer);
         return;
       case F_MEMBERS_ACK:
-        this.registry.membersAcked(peer, frame.id);
+        this.registry.membersAcked(peer, frame);
     }
   }
 

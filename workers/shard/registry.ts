@@ -8,12 +8,29 @@
 // the owner's MembersAck (one thread round trip, batched per event-loop turn).
 // While the owner is restarting the ok goes out at once: the restarted owner
 // delivers nothing before this shard has synced its members to it.
+//
+// A join with recovery carries a Seam: the owner answers it (history.ts) in
+// the same step in which it applies the new member count, so the missed
+// pushes it sends back end exactly where the forwards to this shard go on.
+// The answer and later forwards travel on the same port, in that order;
+// forwards that were already on their way when the join was made are covered
+// by the answer, so the connection skips them (Delivery: SocketData.seam).
 
 import type { MessagePort } from 'node:worker_threads';
 import type { WebSocket } from 'uWebSockets.js';
 import { ownerOf } from '../../shared/hash';
-import { F_MEMBERS, F_MEMBERS_ACK, type MembersAck, type MembersUpdate } from '../../shared/frames';
+import { F_MEMBERS, F_MEMBERS_ACK, type MembersAck, type MembersUpdate, type SeamReply, type SeamRequest } from '../../shared/frames';
 import { onceATurn } from '../../shared/once-a-turn';
+import { UNKNOWN_POSITION, type History } from './history';
+
+/** A join with recovery, waiting for (or holding) its owner's answer. */
+export class Seam {
+  result: SeamReply | null = null;
+  constructor(readonly ws: Socket, readonly req: SeamRequest) {}
+}
+
+/** What a connection's answers wait behind: frames, and recovery answers not sent yet. */
+export type Held = string | Uint8Array | Seam;
 
 /** Fixed-shape per-connection state kept in uWS user data. */
 export interface SocketData {
@@ -26,8 +43,12 @@ export interface SocketData {
   slow: boolean;
   /** Joins waiting for their owner's acknowledgement. */
   unconfirmed: number;
-  /** "ok" answers held back until then. */
-  owed: number;
+  /** Answers (and, for recovering connections, pushes) held back while unconfirmed > 0, in order; null otherwise. */
+  held: Held[] | null;
+  /** Joined with recovery: push frames carry offset and epoch. */
+  recover: boolean;
+  /** The current join's recovery while its owner has not answered: pushes for the card are skipped (the answer covers them). */
+  seam: Seam | null;
   /** Sketch hash of the client address (shared/conn-counters.ts), -1 when addresses are not counted. */
   addr: number;
   /** Join token from the upgrade's ?token= ('' when none). */
@@ -42,7 +63,7 @@ export interface SocketData {
 
 /** User data of a new connection (fixed shape: every field set). */
 export function socketData(addr = -1, token = '', joinBudget = 0): SocketData {
-  return { card: '', app: '', closed: false, slow: false, unconfirmed: 0, owed: 0, addr, token, joinBudget, joinAt: 0, verifying: false, queued: null };
+  return { card: '', app: '', closed: false, slow: false, unconfirmed: 0, held: null, recover: false, seam: null, addr, token, joinBudget, joinAt: 0, verifying: false, queued: null };
 }
 
 export type Socket = WebSocket<SocketData>;
@@ -50,9 +71,17 @@ export type Socket = WebSocket<SocketData>;
 /** Confirms joins whose owner acknowledged (or can't need to). */
 export type Confirm = (sockets: readonly Socket[]) => void;
 
+/** An update sent to an owner and not acknowledged yet: the joins and recoveries it carried. */
+interface Waiting {
+  readonly sockets: Socket[];
+  readonly seams: Seam[];
+}
+
 export class Registry {
   /** card_id -> this shard's connections in that group. */
   readonly local = new Map<string, Set<Socket>>();
+  /** card_id -> how many of those joined with recovery (only cards with some). */
+  readonly recovering = new Map<string, number>();
   /** For owned groups with members elsewhere: card_id -> members per shard (own slot unused). */
   readonly remote = new Map<string, number[]>();
   /** Owned groups with at least one member anywhere. */
@@ -64,24 +93,32 @@ export class Registry {
   private readonly pending: (Map<string, number> | null)[];
   /** Joins (and the leaves of moving connections) waiting for the next update to their owner, per owner. */
   private readonly joining: Socket[][];
-  /** Joins waiting for the owner's MembersAck, per owner: update id -> sockets. */
-  private readonly unconfirmed: Map<number, Socket[]>[];
+  /** Recoveries waiting for the next update to their owner, per owner. */
+  private readonly seams: Seam[][];
+  /** Updates waiting for the owner's MembersAck, per owner: update id -> what it carried. */
+  private readonly unconfirmed: Map<number, Waiting>[];
   private nextId = 1;
   private readonly flushSoon = onceATurn(() => this.flush());
 
-  constructor(readonly index: number, readonly shards: number, private readonly confirm: Confirm) {
+  constructor(readonly index: number, readonly shards: number, private readonly confirm: Confirm, private readonly history: History) {
     this.peers = new Array<MessagePort | null>(shards).fill(null);
     this.pending = new Array<Map<string, number> | null>(shards).fill(null);
     this.joining = Array.from({ length: shards }, () => []);
+    this.seams = Array.from({ length: shards }, () => []);
     this.unconfirmed = Array.from({ length: shards }, () => new Map());
   }
 
-  private present(card: string): boolean {
+  /** Whether an owned group has members on any shard. */
+  has(card: string): boolean {
     return this.local.has(card) || this.remote.has(card);
   }
 
-  /** Adds `ws` to `card`; returns true when the join is confirmed now, else `confirm` is called later. */
-  join(ws: Socket, card: string): boolean {
+  /**
+   * Adds `ws` to `card` (`seam`: its recovery, when it joined with it).
+   * Returns true when the join is confirmed now, and then the seam is
+   * answered too; else `confirm` is called later, after the seam's answer.
+   */
+  join(ws: Socket, card: string, seam: Seam | null = null): boolean {
     let set = this.local.get(card);
     const owner = ownerOf(card, this.shards);
     if (set === undefined) {
@@ -91,10 +128,21 @@ export class Registry {
       if (owner === this.index && !was) this.owned++;
     }
     set.add(ws);
-    if (owner === this.index) return true;
+    if (ws.getUserData().recover) this.recovering.set(card, (this.recovering.get(card) ?? 0) + 1);
+    if (owner === this.index) {
+      if (seam !== null) seam.result = this.history.seam(seam.req, Date.now());
+      return true;
+    }
     this.report(owner, card, set.size);
-    if (this.peers[owner] === null) return true;
+    if (this.peers[owner] === null) {
+      if (seam !== null) seam.result = UNKNOWN_POSITION;
+      return true;
+    }
     this.joining[owner]!.push(ws);
+    if (seam !== null) {
+      this.seams[owner]!.push(seam);
+      ws.getUserData().seam = seam;
+    }
     return false;
   }
 
@@ -106,37 +154,59 @@ export class Registry {
   leave(ws: Socket, card: string): boolean {
     const set = this.local.get(card);
     if (set === undefined || !set.delete(ws)) return true;
+    const ud = ws.getUserData();
+    if (ud.recover) {
+      const n = this.recovering.get(card)! - 1;
+      if (n === 0) this.recovering.delete(card);
+      else this.recovering.set(card, n);
+    }
     const owner = ownerOf(card, this.shards);
     if (set.size === 0) {
       this.local.delete(card);
       if (owner === this.index && !this.remote.has(card)) this.owned--;
     }
-    if (owner === this.index) return true;
+    if (owner === this.index) {
+      this.history.touch(card, Date.now());
+      return true;
+    }
     this.report(owner, card, set.size);
-    if (this.peers[owner] === null || ws.getUserData().closed) return true;
+    if (this.peers[owner] === null || ud.closed) return true;
     this.joining[owner]!.push(ws);
     return false;
   }
 
-  /** Applies a peer's member counts for groups this shard owns, and acknowledges them. */
+  /**
+   * Applies a peer's member counts for groups this shard owns, answers its
+   * recoveries, and acknowledges both in one frame. Runs between deliveries:
+   * everything this shard delivered before is in the answers, everything
+   * after is forwarded to the new members.
+   */
   applyMembers(from: number, update: MembersUpdate): void {
-    const { cards, counts } = update;
-    for (let i = 0; i < cards.length; i++) this.setRemote(cards[i]!, from, counts[i]!);
-    const ack: MembersAck = { t: F_MEMBERS_ACK, id: update.id };
+    const { cards, counts, recover } = update;
+    const now = Date.now();
+    for (let i = 0; i < cards.length; i++) {
+      const card = cards[i]!;
+      this.setRemote(card, from, counts[i]!);
+      if (recover[i] === 1) this.history.keep(card, now);
+      else this.history.touch(card, now);
+    }
+    const seams = update.seams.map((req) => this.history.seam(req, now));
+    const ack: MembersAck = { t: F_MEMBERS_ACK, id: update.id, seams };
     this.peers[from]?.postMessage(ack);
   }
 
-  /** The owner `from` applied update `id`: the joins it carried are confirmed. */
-  membersAcked(from: number, id: number): void {
+  /** The owner `from` applied an update: its recoveries are answered and its joins confirmed. */
+  membersAcked(from: number, ack: MembersAck): void {
     const waiting = this.unconfirmed[from]!;
-    const sockets = waiting.get(id);
-    if (sockets === undefined) return;
-    waiting.delete(id);
-    this.confirm(sockets);
+    const w = waiting.get(ack.id);
+    if (w === undefined) return;
+    waiting.delete(ack.id);
+    w.seams.forEach((seam, i) => answer(seam, ack.seams[i]!));
+    this.confirm(w.sockets);
   }
 
   private setRemote(card: string, from: number, count: number): void {
-    const before = this.present(card);
+    const before = this.has(card);
     let rec = this.remote.get(card);
     if (rec === undefined) {
       if (count === 0) return;
@@ -145,7 +215,7 @@ export class Registry {
     }
     rec[from] = count;
     if (count === 0 && rec.every((n) => n === 0)) this.remote.delete(card);
-    const after = this.present(card);
+    const after = this.has(card);
     if (before !== after) this.owned += after ? 1 : -1;
   }
 
@@ -195,34 +265,49 @@ export class Registry {
   private flush(): void {
     for (let owner = 0; owner < this.shards; owner++) {
       const map = this.pending[owner];
-      if (map == null || map.size === 0) continue;
+      if ((map == null || map.size === 0) && this.seams[owner]!.length === 0) continue;
       this.pending[owner] = null;
       const port = this.peers[owner];
       // Owner restarting: it gets our members when it is back (attachPeer).
       if (port == null) this.confirmAll(owner);
-      else this.send(owner, port, false, [...map.keys()], [...map.values()]);
+      else this.send(owner, port, false, map === null ? [] : [...map.keys()], map === null ? [] : [...map.values()]);
     }
   }
 
   private send(owner: number, port: MessagePort, sync: boolean, cards: string[], counts: number[]): void {
     const id = this.nextId++;
     const joins = this.joining[owner]!;
-    if (joins.length > 0) {
-      this.unconfirmed[owner]!.set(id, joins);
+    const seams = this.seams[owner]!;
+    if (joins.length > 0 || seams.length > 0) {
+      this.unconfirmed[owner]!.set(id, { sockets: joins, seams });
       this.joining[owner] = [];
+      this.seams[owner] = [];
     }
-    const frame: MembersUpdate = { t: F_MEMBERS, id, sync, cards, counts };
+    // Flags from the members as they are now: a restarted owner learns here which cards keep a history.
+    const recover = cards.map((card) => (this.recovering.has(card) ? 1 : 0));
+    const frame: MembersUpdate = { t: F_MEMBERS, id, sync, cards, counts, recover, seams: seams.map((s) => s.req) };
     port.postMessage(frame);
   }
 
   private confirmAll(owner: number): void {
     const waiting = this.unconfirmed[owner]!;
-    for (const sockets of waiting.values()) this.confirm(sockets);
+    for (const w of waiting.values()) {
+      for (const seam of w.seams) answer(seam, UNKNOWN_POSITION);
+      this.confirm(w.sockets);
+    }
     waiting.clear();
+    for (const seam of this.seams[owner]!) answer(seam, UNKNOWN_POSITION);
+    this.seams[owner] = [];
     const joins = this.joining[owner]!;
     if (joins.length > 0) {
       this.joining[owner] = [];
       this.confirm(joins);
     }
   }
+}
+
+function answer(seam: Seam, reply: SeamReply): void {
+  seam.result = reply;
+  const ud = seam.ws.getUserData();
+  if (ud.seam === seam) ud.seam = null;
 }

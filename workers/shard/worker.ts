@@ -15,10 +15,12 @@ import type { MainToShard, ShardAnswer, ShardInit, ShardQueryKind, ShardToMain }
 import { WsErrors, type WsErrorCode } from '../../shared/errors';
 import { ConnCounters } from '../../shared/conn-counters';
 import { JoinVerifier } from '../../shared/join-token';
-import { S_CLIENTS, S_GROUPS, S_HEARTBEAT, S_LOCAL_GROUPS, shardCounters, wsErrorSlot } from '../../shared/counters';
+import { S_CLIENTS, S_GROUPS, S_HEARTBEAT, S_HISTORY_BYTES, S_HISTORY_CARDS, S_LOCAL_GROUPS, shardCounters, wsErrorSlot } from '../../shared/counters';
 import { Registry, socketData, type Socket, type SocketData } from './registry';
 import { Delivery } from './delivery';
+import { History } from './history';
 import { Inbox } from './inbox';
+import { AppTopics } from './app-topics';
 import { Admission } from './admission';
 import { closeWith, confirmJoins, Protocol } from './protocol';
 
@@ -26,8 +28,10 @@ const init = workerData as ShardInit;
 const log = createLogger(`shard-${init.index}`, init.logLevel, init.logFormat);
 const main = parentPort!;
 const counters = shardCounters(init.counters);
-const registry = new Registry(init.index, init.shards, confirmJoins);
-const delivery = new Delivery(registry, counters);
+const history: History = new History(init.history, (card: string): boolean => registry.has(card));
+const registry = new Registry(init.index, init.shards, confirmJoins, history);
+// Broadcasts go through the uWS app made below (AppTopics).
+const delivery = new Delivery(registry, counters, history, (payload, app) => apps.publish(payload, app));
 const inbox = new Inbox(registry, delivery, init, () => gauges());
 const { sequencer } = inbox;
 const connCounters = new ConnCounters(init.connCounters, init.shards, init.index);
@@ -35,7 +39,6 @@ const connCounters = new ConnCounters(init.connCounters, init.shards, init.index
 connCounters.reset();
 const admission = new Admission(connCounters, init.limits, counters);
 const verifier = init.joinAuth !== null ? new JoinVerifier(init.joinAuth) : null;
-const protocol = new Protocol(registry, { maxIdLength: init.maxIdLength, joinRate: init.limits.joinRate, verifier }, counters, log);
 
 /** Every open connection, joined or not: shutdown and crash close them all. */
 const sockets = new Set<Socket>();
@@ -53,6 +56,8 @@ function gauges(): void {
   counters[S_CLIENTS] = sockets.size;
   counters[S_GROUPS] = registry.owned;
   counters[S_LOCAL_GROUPS] = registry.local.size;
+  counters[S_HISTORY_CARDS] = history.size;
+  counters[S_HISTORY_BYTES] = history.bytes;
 }
 
 // The heartbeat says this thread's event loop turns (/readyz).
@@ -115,7 +120,10 @@ const app = (init.tls !== null ? uWS.SSLApp({ cert_file_name: init.tls.cert, key
       ud.closed = true;
       sockets.delete(ws);
       connCounters.add(ud.addr, -1);
-      if (ud.card !== '') registry.leave(ws, ud.card);
+      if (ud.card !== '') {
+        registry.leave(ws, ud.card);
+        apps.leave(ud.app);
+      }
       gauges();
     },
   })
@@ -126,6 +134,10 @@ const app = (init.tls !== null ? uWS.SSLApp({ cert_file_name: init.tls.cert, key
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json')
       .end('{"code":5,"message":"no such route; WebSocket clients connect to /ws","error":"PUSH_ERR_NOT_FOUND"}');
   });
+
+const apps = new AppTopics(app);
+// Made after the app: joins subscribe connections to their app's topic.
+const protocol = new Protocol(registry, apps, { maxIdLength: init.maxIdLength, joinRate: init.limits.joinRate, verifier }, counters, log);
 
 app.listen(init.host, init.wsPort, (token) => {
   if (token === false) {
@@ -191,6 +203,13 @@ const stallCheck = setInterval(() => {
 }, 5_000);
 stallCheck.unref();
 
+// Cards idle for history.ttl with no member left forget their history.
+const historySweep = setInterval(() => {
+  history.sweep(Date.now());
+  gauges();
+}, 1_000);
+historySweep.unref();
+
 /** Closes every handle this thread holds, so it can end without aborting the process. */
 function closeAll(code: number, reason: WsErrorCode): void {
   if (listenSocket !== null) {
@@ -206,6 +225,7 @@ function closeAll(code: number, reason: WsErrorCode): void {
   // Forcefully closes what is left (HTTP keep-alive connections, closing sockets).
   app.close();
   clearInterval(stallCheck);
+  clearInterval(historySweep);
   clearInterval(heartbeat);
   sequencer.close();
   for (const port of registry.peers) port?.close();
