@@ -56,6 +56,11 @@ async function withAlice(t: Test, sets: string[]): Promise<{ server: Running; al
   return { server, alice };
 }
 
+/** Until the NSQ queue takes pushes (the producer connects, with its channel, just after start-up: pushes before it are 503). */
+async function nsqConnected(server: Running): Promise<void> {
+  await until(async () => (await pipeline(server.httpPort, [get('/stats')], { finals: 1 })).finals[0]?.body.includes('"connected":true') === true, 'nsq connected');
+}
+
 /** Pushes through a fresh connection and waits for it: anything pushed to alice before it has arrived by then. */
 async function fence(server: Running, alice: Client, tag: string): Promise<string[]> {
   const r = await pipeline(server.httpPort, [push('alice', tag)], { finals: 1 });
@@ -72,7 +77,7 @@ for (const driver of ['memory', 'nsq'] as const) {
       sets.push(...nsqSets(nsqd));
     }
     const { server, alice } = await withAlice(t, sets);
-    if (driver === 'nsq') await until(async () => (await pipeline(server.httpPort, [get('/stats')], { finals: 1 })).finals[0]?.body.includes('"connected":true') === true, 'nsq connected');
+    if (driver === 'nsq') await nsqConnected(server);
 
     const one = mixed('one');
     const r = await pipeline(server.httpPort, one.parts, { finals: one.checks.length });
@@ -98,6 +103,7 @@ for (const driver of ['memory', 'nsq'] as const) {
 t.test('nsq driver: 300 pipelined pushes are all answered and delivered in order', async (t) => {
   const nsqd = await Nsqd.create(t);
   const { server, alice } = await withAlice(t, nsqSets(nsqd));
+  await nsqConnected(server);
   const contents = Array.from({ length: 300 }, (_, i) => `n${i}`);
   const r = await pipeline(server.httpPort, contents.map((c) => push('alice', c)), { finals: contents.length });
   t.equal(r.finals.length, contents.length);
