@@ -83,6 +83,17 @@ t.test('ids must be well-formed Unicode; invalid UTF-8 is refused; bad frames ha
     t.same([err?.code, err?.metadata.get('pusher-error-code')], [grpc.status.INVALID_ARGUMENT, [code]], `gRPC push with ${what}`);
   }
 
+  // Every other call's strings are checked too (protobufjs would make U+FFFD of them).
+  const field = (tag: number, v: Buffer): Buffer => Buffer.concat([Buffer.from([tag, v.length]), v]);
+  for (const [method, bytes] of [
+    ['Broadcast', field(0x1a, Buffer.from([0x68, 0xc3]))],
+    ['BroadcastBatch', field(0x0a, field(0x1a, Buffer.from([0xff])))],
+    ['IsOnline', field(0x0a, Buffer.concat([victim, Buffer.from([0xff])]))],
+  ] as const) {
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => raw.makeUnaryRequest(`/proto.Rpc/${method}`, (b: Buffer) => b, (b: Buffer) => b, bytes, (e) => resolve(e)));
+    t.same([err?.code, err?.metadata.get('pusher-error-code')], [grpc.status.INVALID_ARGUMENT, ['PUSH_ERR_BAD_ENCODING']], `gRPC ${method} with invalid UTF-8`);
+  }
+
   // uWS checks text frames itself and drops the connection on invalid UTF-8,
   // without a close frame (so no 1007 either).
   const invalid = await rawWebSocket(s.wsPort, [frame(Buffer.from('{"event":"join","data":{"card_id":"x\xff"}}', 'latin1'), true)]);

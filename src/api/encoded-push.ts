@@ -13,8 +13,6 @@ import { protoType, type PushRequest } from '../../shared/proto';
 const PushRequestType = protoType('PushRequest');
 /** PushBatchRequest.pushes: field 1, length-delimited. */
 const PUSHES_TAG = (1 << 3) | 2;
-/** PushRequest's fields, all strings, by field number. */
-const STRING_FIELDS = ['', 'from', 'to', 'appID', 'content'] as const;
 
 /** A push as it arrived over gRPC: its bytes (the queue body) and their decoding. */
 export interface EncodedPush {
@@ -24,29 +22,37 @@ export interface EncodedPush {
   readonly badUtf8: string;
 }
 
-/** The first string field of an encoded PushRequest that is not valid UTF-8, or '' (also when the bytes are malformed: decode() says so). */
-function badUtf8Field(bytes: Uint8Array): string {
+/**
+ * The first string field of an encoded `type` message (nested messages
+ * included) that is not valid UTF-8, or '' (also when the bytes are
+ * malformed: decode() says so).
+ */
+export function badUtf8Field(type: protobuf.Type, bytes: Uint8Array): string {
   const reader = protobuf.Reader.create(bytes);
   try {
     while (reader.pos < reader.len) {
       const tag = reader.uint32();
-      const field = tag >>> 3;
-      if ((tag & 7) === 2 && field >= 1 && field <= 4) {
-        const len = reader.uint32();
-        const end = reader.pos + len;
-        if (end > reader.len) return '';
-        if (!isUtf8(bytes.subarray(reader.pos, end))) return STRING_FIELDS[field]!;
-        reader.pos = end;
-      } else reader.skipType(tag & 7);
+      const field = type.fieldsById[tag >>> 3];
+      if ((tag & 7) !== 2 || field === undefined || (field.type !== 'string' && !(field.resolvedType instanceof protobuf.Type))) {
+        reader.skipType(tag & 7);
+        continue;
+      }
+      const len = reader.uint32();
+      const end = reader.pos + len;
+      if (end > reader.len) return '';
+      const value = bytes.subarray(reader.pos, end);
+      const bad = field.type === 'string' ? (isUtf8(value) ? '' : field.name) : badUtf8Field(field.resolvedType as protobuf.Type, value);
+      if (bad !== '') return bad;
+      reader.pos = end;
     }
   } catch {
-    return ''; // truncated: decode() below throws the real error
+    return ''; // truncated: decode() throws the real error
   }
   return '';
 }
 
 export function decodePush(bytes: Uint8Array): EncodedPush {
-  return { bytes, badUtf8: badUtf8Field(bytes), req: PushRequestType.decode(bytes) as unknown as PushRequest };
+  return { bytes, badUtf8: badUtf8Field(PushRequestType, bytes), req: PushRequestType.decode(bytes) as unknown as PushRequest };
 }
 
 /** A PushBatchRequest's pushes as views of `buf`, undecoded; `more` when it held over `max` (only `max + 1` are split off). */

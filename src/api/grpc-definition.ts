@@ -9,12 +9,22 @@ import type { PackageDefinition } from '@grpc/proto-loader';
 import * as protobuf from 'protobufjs';
 import { FileDescriptorProto } from 'protobufjs/ext/descriptor';
 import { protoRoot } from '../../shared/proto';
-import { decodePush, splitBatch } from './encoded-push';
+import { badUtf8Field, decodePush, splitBatch } from './encoded-push';
 
 const root = protoRoot();
 
 // int64 counts as numbers (they never come near 2^53); proto3 defaults filled in.
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: true, arrays: true };
+
+/** On a decoded request whose string field (this one) was not valid UTF-8: the handler refuses it (PUSH_ERR_BAD_ENCODING). */
+export const BAD_UTF8 = Symbol('badUtf8');
+
+/** Decodes any other request; protobufjs would turn invalid UTF-8 into U+FFFD, so it is marked instead. */
+function decodeChecked(type: protobuf.Type, buf: Buffer): unknown {
+  const obj = type.toObject(type.decode(buf), TO_OBJECT);
+  const bad = badUtf8Field(type, buf);
+  return bad === '' ? obj : Object.assign(obj, { [BAD_UTF8]: bad });
+}
 
 /** proto.Rpc for grpc-js; batches are split into at most `maxBatch` + 1 undecoded pushes (push.max_batch). */
 export function rpcService(maxBatch: number): grpc.ServiceDefinition {
@@ -34,7 +44,7 @@ export function rpcService(maxBatch: number): grpc.ServiceDefinition {
       requestStream: method.requestStream === true,
       responseStream: method.responseStream === true,
       requestSerialize: (m) => Buffer.from(req.encode(req.fromObject(m as object)).finish()),
-      requestDeserialize: DESERIALIZE[method.name] ?? ((buf) => req.toObject(req.decode(buf), TO_OBJECT)),
+      requestDeserialize: DESERIALIZE[method.name] ?? ((buf) => decodeChecked(req, buf)),
       responseSerialize: (m) => Buffer.from(res.encode(res.fromObject(m as object)).finish()),
       responseDeserialize: (buf) => res.toObject(res.decode(buf), TO_OBJECT),
       originalName: method.name,

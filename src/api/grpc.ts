@@ -15,7 +15,7 @@ import { ApiErrors, PushError, StartupError } from '../../shared/errors';
 import { addressKey, normalizeAddress } from '../../shared/client-address';
 import { parseScope, type PushService, type SystemReply } from './push-service';
 import type { EncodedPush, SplitBatch } from './encoded-push';
-import { REFLECTION_PACKAGE, rpcService } from './grpc-definition';
+import { BAD_UTF8, REFLECTION_PACKAGE, rpcService } from './grpc-definition';
 import type { ApiKeys } from './api-keys';
 import type { RateLimit } from './rate-limit';
 
@@ -184,6 +184,11 @@ export class GrpcServer {
       const refusal = this.guard(call as AnyCall);
       if (refusal !== null) {
         callback(this.status(refusal));
+        return;
+      }
+      const bad = (call.request as { [BAD_UTF8]?: string } | null)?.[BAD_UTF8];
+      if (bad !== undefined) {
+        callback(this.status(new PushError('PUSH_ERR_BAD_ENCODING', `"${bad}" is not valid UTF-8`)));
         return;
       }
       let reply: Res;
