@@ -1,7 +1,9 @@
 // What the nsqjs Reader costs per consumed message: CPU µs per message to
-// receive and FIN a prefilled channel, stock nsqjs 0.13.0 against the same
-// with workers/processor/nsqjs-tuning.ts, in alternating child processes
-// (one nsqd, refilled before every run).
+// receive and FIN a prefilled channel, in alternating child processes (one
+// nsqd, refilled before every run):
+//   stock       nsqjs 0.13.0, finish() per message, sockets corked per batch
+//   tuned-each  with workers/processor/nsqjs-tuning.ts, still finish() per message
+//   tuned       with it, and a batch FINed by finishAll() (as the processors do)
 //
 //   npm run build && node dist/bench/nsqjs-consume.js [--messages 300000] [--rounds 3]
 
@@ -25,8 +27,8 @@ async function fill(http: string, n: number): Promise<void> {
   await Promise.all([worker(), worker(), worker(), worker()]);
 }
 
-/** In a child: consume `n` messages (FIN, corked once per turn as the processors do) and report. */
-function consume(tcp: string, n: number, variant: string): void {
+/** In a child: consume `n` messages, FIN once per turn as `finish` does it, and report. */
+function consume(tcp: string, n: number, variant: string, finishBatch: ((msgs: readonly Message[]) => void) | null): void {
   // Messages nsqd sent past the n-th are still in flight when this child exits:
   // a short timeout gives them back to the next run soon.
   const reader = new Reader(TOPIC, CHANNEL, { nsqdTCPAddresses: [tcp], maxInFlight: 2500, outputBufferTimeout: 1, lookupdPollInterval: 1, messageTimeout: 1_000 });
@@ -34,6 +36,11 @@ function consume(tcp: string, n: number, variant: string): void {
   let start: NodeJS.CpuUsage | null = null;
   let batch: Message[] = [];
   const flush = (): void => {
+    if (finishBatch !== null) {
+      finishBatch(batch);
+      batch = [];
+      return;
+    }
     const sockets = reader.readerRdy.connections.flatMap((c) => (c.conn.conn === undefined ? [] : [c.conn.conn]));
     for (const s of sockets) s.cork();
     for (const m of batch) m.finish();
@@ -66,8 +73,8 @@ function run(tcp: string, n: number, variant: string): Promise<{ variant: string
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
-    if (args[1] === 'tuned') await import('../workers/processor/nsqjs-tuning');
-    consume(args[2]!, Number(args[3]), args[1]!);
+    const tuning = args[1] === 'stock' ? null : await import('../workers/processor/nsqjs-tuning');
+    consume(args[2]!, Number(args[3]), args[1]!, args[1] === 'tuned' ? tuning!.finishAll : null);
     return;
   }
   const opt = (name: string, dflt: number): number => {
@@ -80,9 +87,10 @@ async function main(): Promise<void> {
   try {
     await fetch(`${nsqd.http}/topic/create?topic=${TOPIC}`, { method: 'POST' });
     await fetch(`${nsqd.http}/channel/create?topic=${TOPIC}&channel=${CHANNEL}`, { method: 'POST' });
-    const results: Record<string, number[]> = { stock: [], tuned: [] };
+    const variants = ['stock', 'tuned-each', 'tuned'];
+    const results: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v, []]));
     for (let r = 0; r < rounds; r++) {
-      for (const variant of ['stock', 'tuned']) {
+      for (const variant of variants) {
         await fill(nsqd.http, n);
         const res = await run(nsqd.tcp, n, variant);
         results[variant]!.push(res.cpuUsPerMessage);

@@ -1,6 +1,6 @@
 // nsqjs 0.13 ships no typings. Only what workers/processor/nsq-consumer.ts uses, checked
 // against node_modules/nsqjs/lib (reader.js, readerrdy.js, nsqdconnection.js,
-// message.js, config.js). The producer speaks the protocol itself
+// message.js, wire.js, config.js). The producer speaks the protocol itself
 // (src/queue/nsq-writer.ts), so nsqjs's Writer is not declared.
 
 declare module 'nsqjs' {
@@ -37,6 +37,7 @@ declare module 'nsqjs' {
     static readonly BACKOFF: string;
     static readonly FINISH: number;
     static readonly REQUEUE: number;
+    static readonly TOUCH: number;
     constructor(rawMessage: Buffer, requeueDelay: number, msgTimeout: number, maxMsgTimeout: number);
     /** Arms a timer that sets a timedOut flag (replaced in workers/processor/nsqjs-tuning.ts). */
     trackTimeout(): void;
@@ -47,7 +48,15 @@ declare module 'nsqjs' {
     readonly attempts: number;
     /** A view into the frame buffer, recomputed on every access. */
     readonly body: Buffer;
-    readonly hasResponded: boolean;
+    hasResponded: boolean;
+    lastTouched: number;
+    readonly requeueDelay: number;
+    /** The whole message frame payload (timestamp, attempts, id, body). */
+    readonly rawMessage: Buffer;
+    /** Set by workers/processor/nsqjs-tuning.ts: the connection the message came on. */
+    connection?: NSQDConnection;
+    /** Writes the answer on the next tick (replaced in nsqjs-tuning.ts). */
+    respond(responseType: number, wireData: Buffer): void;
     finish(): void;
     /** `backoff` defaults to true, which puts the whole Reader into backoff (RDY 0). */
     requeue(delayMs?: number, backoff?: boolean): void;
@@ -83,6 +92,11 @@ declare module 'nsqjs' {
     on(event: 'error', listener: (err: Error) => void): this;
     on(event: 'nsqd_connected' | 'nsqd_closed', listener: (host: string, port: number) => void): this;
   }
+}
+
+declare module 'nsqjs/lib/wire' {
+  /** `REQ <id> <delay>\n` */
+  export function requeue(id: string, delayMs?: number): Buffer;
 }
 
 declare module 'nsqjs/lib/readerrdy' {

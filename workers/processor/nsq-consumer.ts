@@ -8,7 +8,7 @@
 
 import type { Writable } from 'node:stream';
 import { Reader, type Message } from 'nsqjs';
-import './nsqjs-tuning';
+import { finishAll } from './nsqjs-tuning';
 import type { ConsumeOptions } from '../../shared/frames';
 import { P_BATCH_SIZE, P_BATCHES, P_CONNECTED, P_IN_FLIGHT, P_MESSAGES, P_REQUEUED } from '../../shared/counters';
 import type { Logger } from '../../shared/log';
@@ -212,19 +212,19 @@ export class NsqConsumer {
 
   /** FIN (or REQ) a batch. */
   private settle(msgs: readonly Message[], requeue: boolean): void {
-    // nsqjs writes every FIN/REQ as its own socket write (a syscall each, on a
-    // nextTick after finish()). Corking the Reader's sockets until after those
-    // ticks turns a batch's answers into one writev per connection. The uncork
-    // tick is queued after every respond tick queued here (nextTick is FIFO).
-    const sockets = readerSockets(this.reader);
-    for (const s of sockets) s.cork();
     if (requeue) {
+      // nsqjs writes every REQ as its own socket write (a syscall each, on a
+      // nextTick after requeue()). Corking the Reader's sockets until after
+      // those ticks turns them into one writev per connection. The uncork
+      // tick is queued after every respond tick queued here (nextTick is FIFO).
+      const sockets = readerSockets(this.reader);
+      for (const s of sockets) s.cork();
       // nsqd counts this delivery; attempts - 1 earlier ones failed.
       for (const m of msgs) m.requeue(backoff(m.attempts - 1), false);
+      if (sockets.length > 0) process.nextTick(uncork, sockets);
     } else {
-      for (const m of msgs) m.finish();
+      finishAll(msgs);
     }
-    if (sockets.length > 0) process.nextTick(uncork, sockets);
     this.running--;
     this.inBatches -= msgs.length;
     this.flush();

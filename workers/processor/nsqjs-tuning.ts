@@ -1,5 +1,5 @@
-// Three per-message costs of nsqjs 0.13.0's Reader that do nothing for us,
-// removed at load time. nsqjs keeps doing everything else (connections,
+// Per-message costs of nsqjs 0.13.0's Reader that do nothing for us, removed
+// at load time, and a batch FIN (finishAll). nsqjs keeps doing everything else (connections,
 // nsqlookupd discovery, IDENTIFY/SUB, RDY distribution, reconnects, FIN/REQ).
 // Receiving and finishing a prefilled channel (one Reader, 300k messages, 3
 // alternating runs of `node dist/bench/nsqjs-consume.js`) took 5.7 / 7.4 /
@@ -11,6 +11,7 @@
 
 import { Message, NSQDConnection } from 'nsqjs';
 import { ConnectionRdy } from 'nsqjs/lib/readerrdy';
+import * as wire from 'nsqjs/lib/wire';
 
 const PINNED = '0.13.0';
 
@@ -31,14 +32,73 @@ ConnectionRdy.prototype.bump = function (this: ConnectionRdy): void {
 Message.prototype.trackTimeout = function (): void {};
 
 // 3. createMessage, without its debug() calls: they format the message id (hex
-//    of 16 bytes) into a string twice per message even when debug is off.
+//    of 16 bytes) into a string twice per message even when debug is off. And
+//    without two listeners per message (RESPOND, BACKOFF) through which every
+//    answer went: the message keeps its connection and respond() (4) writes to it.
 NSQDConnection.prototype.createMessage = function (this: NSQDConnection, payload: Buffer): Message {
   const msg = new Message(payload, this.config.requeueDelay, this.msgTimeout, this.maxMsgTimeout);
-  msg.on(Message.RESPOND, (responseType: number, wireData: Buffer) => {
-    this.write(wireData);
-    if (responseType === Message.FINISH) this.emit(NSQDConnection.FINISHED);
-    else if (responseType === Message.REQUEUE) this.emit(NSQDConnection.REQUEUED);
-  });
-  msg.on(Message.BACKOFF, () => this.emit(NSQDConnection.BACKOFF));
+  msg.connection = this;
   return msg;
 };
+
+// 4. respond() and requeue() as nsqjs does them (the answer written on the
+//    next tick, then FINISHED or REQUEUED on the connection for its RDY
+//    accounting, BACKOFF when asked), without the per-message events.
+Message.prototype.respond = function (this: Message, responseType: number, wireData: Buffer): void {
+  if (this.hasResponded) return;
+  process.nextTick(() => {
+    if (responseType === Message.TOUCH) {
+      this.lastTouched = Date.now();
+    } else {
+      this.hasResponded = true;
+    }
+    const conn = this.connection!;
+    conn.write(wireData);
+    if (responseType === Message.FINISH) conn.emit(NSQDConnection.FINISHED);
+    else if (responseType === Message.REQUEUE) conn.emit(NSQDConnection.REQUEUED);
+  });
+};
+Message.prototype.requeue = function (this: Message, delay = this.requeueDelay, backoff = true): void {
+  this.respond(Message.REQUEUE, wire.requeue(this.id, delay));
+  if (backoff) this.connection!.emit(NSQDConnection.BACKOFF);
+};
+
+/** `FIN <16-byte id>\n` */
+const FIN_BYTES = 21;
+const FIN = Buffer.from('FIN ');
+/** Where the message id sits in a message frame's payload (nsqjs wire.unpackMessageId). */
+const ID_START = 10;
+const ID_END = 26;
+
+/**
+ * 5. FINs a batch: one buffer and one write per connection, where finish()
+ * costs per message a command built from strings (wire.command), a tick, a
+ * socket write and an event. nsqjs's accounting stays as finish() leaves it:
+ * each message marked answered, one FINISHED per message on its connection
+ * (RDY in flight, backoff success). Messages already answered are skipped.
+ */
+export function finishAll(msgs: readonly Message[]): void {
+  let i = 0;
+  while (i < msgs.length) {
+    // A run of messages from one connection (several only with several nsqds).
+    const conn = msgs[i]!.connection!;
+    let end = i + 1;
+    while (end < msgs.length && msgs[end]!.connection === conn) end++;
+    const out = Buffer.allocUnsafe((end - i) * FIN_BYTES);
+    let off = 0;
+    for (let k = i; k < end; k++) {
+      const m = msgs[k]!;
+      if (m.hasResponded) continue;
+      m.hasResponded = true;
+      FIN.copy(out, off);
+      m.rawMessage.copy(out, off + FIN.length, ID_START, ID_END);
+      out[off + FIN_BYTES - 1] = 0x0a;
+      off += FIN_BYTES;
+    }
+    if (off > 0) {
+      conn.write(off === out.length ? out : out.subarray(0, off));
+      for (let n = off / FIN_BYTES; n > 0; n--) conn.emit(NSQDConnection.FINISHED);
+    }
+    i = end;
+  }
+}
