@@ -73,10 +73,20 @@ declare module 'nsqjs' {
     readonly maxMsgTimeout: number;
     write(data: Buffer): void;
     createMessage(payload: Buffer): Message;
+    /** Handles bytes from nsqd: frames, each to the state machine (replaced in nsqjs-tuning.ts). */
+    receiveData(data: Buffer): void;
+    lastReceivedTimestamp: number;
+    lastMessageTimestamp: number;
+    /** Bytes of an incomplete frame (lib/framebuffer.js); absent when none. */
+    readonly frameBuffer: { buffer?: Buffer };
+    readonly statemachine: { readonly current_state_name: string; raise(event: string, ...args: unknown[]): void; goto(state: string, ...args: unknown[]): void };
   }
 
   export class Reader extends EventEmitter {
     constructor(topic: string, channel: string, options: ReaderOptions);
+    readonly config: { readonly maxAttempts: number };
+    /** Emits 'message' (or 'discard') on the next tick (replaced in nsqjs-tuning.ts). */
+    handleMessage(message: Message): void;
     connect(): void;
     close(): void;
     pause(): void;
@@ -95,6 +105,9 @@ declare module 'nsqjs' {
 }
 
 declare module 'nsqjs/lib/wire' {
+  export const FRAME_TYPE_RESPONSE: number;
+  export const FRAME_TYPE_ERROR: number;
+  export const FRAME_TYPE_MESSAGE: number;
   /** `REQ <id> <delay>\n` */
   export function requeue(id: string, delayMs?: number): Buffer;
 }

@@ -1,15 +1,17 @@
 // Per-message costs of nsqjs 0.13.0's Reader that do nothing for us, removed
-// at load time, and a batch FIN (finishAll). nsqjs keeps doing everything else (connections,
-// nsqlookupd discovery, IDENTIFY/SUB, RDY distribution, reconnects, FIN/REQ).
-// Receiving and finishing a prefilled channel (one Reader, 300k messages, 3
-// alternating runs of `node dist/bench/nsqjs-consume.js`) took 5.7 / 7.4 /
-// 9.7 µs of CPU per message stock and 3.5 / 4.9 / 4.6 µs with these (a busy
-// box; an earlier quieter session: 5.6–6.4 against 2.9–3.5).
+// at load time, and a batch FIN (finishAll). nsqjs keeps doing everything
+// else (connections, nsqlookupd discovery, IDENTIFY/SUB, RDY distribution,
+// reconnects, REQ, the accounting behind them). Receiving and finishing a
+// prefilled channel (one Reader, 300k messages, alternating child processes:
+// `node dist/bench/nsqjs-consume.js`), CPU per message on 2026-11-30: stock
+// 7.1–9.7 µs; with 1–3 and finish() per message 4.3–4.5 µs, then with 4 and
+// finishAll 2.7–3.0 µs, then with 5 and 6 1.3–1.7 µs (2.2 before them, same
+// runs).
 //
 // Pinned: package.json pins nsqjs 0.13.0 exactly, and this refuses to load
 // against another version (the methods it replaces may have changed).
 
-import { Message, NSQDConnection } from 'nsqjs';
+import { Message, NSQDConnection, Reader } from 'nsqjs';
 import { ConnectionRdy } from 'nsqjs/lib/readerrdy';
 import * as wire from 'nsqjs/lib/wire';
 
@@ -63,6 +65,48 @@ Message.prototype.requeue = function (this: Message, delay = this.requeueDelay, 
   if (backoff) this.connection!.emit(NSQDConnection.BACKOFF);
 };
 
+// 5. receiveData, reading the frames of a chunk in place: nsqjs's FrameBuffer
+//    concatenates through lodash per chunk and, per frame, slices the frame,
+//    its payload and the rest of the buffer and builds an array; and a
+//    message frame in the READY_RECV state (the only one that takes messages)
+//    is emitted directly instead of through a node-state event.
+const MESSAGE_EVENT = 'message';
+NSQDConnection.prototype.receiveData = function (this: NSQDConnection, data: Buffer): void {
+  this.lastReceivedTimestamp = Date.now();
+  const rest = this.frameBuffer.buffer;
+  const buf = rest === undefined ? data : Buffer.concat([rest, data]);
+  let off = 0;
+  // Frame: 4-byte size (of what follows), 4-byte frame type, data.
+  while (buf.length - off >= 8) {
+    const end = off + 4 + buf.readInt32BE(off);
+    if (end > buf.length) break;
+    const frameId = buf.readInt32BE(off + 4);
+    const payload = buf.subarray(off + 8, end);
+    off = end;
+    if (frameId === wire.FRAME_TYPE_MESSAGE) {
+      this.lastMessageTimestamp = this.lastReceivedTimestamp;
+      const msg = this.createMessage(payload);
+      if (this.statemachine.current_state_name === 'READY_RECV') this.emit(MESSAGE_EVENT, msg);
+      else this.statemachine.raise('consumeMessage', msg);
+    } else if (frameId === wire.FRAME_TYPE_RESPONSE) {
+      this.statemachine.raise('response', payload);
+    } else if (frameId === wire.FRAME_TYPE_ERROR) {
+      this.statemachine.goto('ERROR', new Error(payload.toString()));
+    }
+  }
+  this.frameBuffer.buffer = off === buf.length ? undefined : buf.subarray(off);
+};
+
+// 6. The Reader hands each message on in a tick of its own, so that nsqjs's
+//    listeners see it first; they all have by then (the connection's RDY
+//    accounting runs in the same emit), and with maxAttempts 0 nothing else
+//    happens in that tick: it is handed on at once.
+const handleMessage = Reader.prototype.handleMessage;
+Reader.prototype.handleMessage = function (this: Reader, message: Message): void {
+  if (this.config.maxAttempts > 0) handleMessage.call(this, message);
+  else this.emit(MESSAGE_EVENT, message);
+};
+
 /** `FIN <16-byte id>\n` */
 const FIN_BYTES = 21;
 const FIN = Buffer.from('FIN ');
@@ -71,7 +115,7 @@ const ID_START = 10;
 const ID_END = 26;
 
 /**
- * 5. FINs a batch: one buffer and one write per connection, where finish()
+ * 7. FINs a batch: one buffer and one write per connection, where finish()
  * costs per message a command built from strings (wire.command), a tick, a
  * socket write and an event. nsqjs's accounting stays as finish() leaves it:
  * each message marked answered, one FINISHED per message on its connection
