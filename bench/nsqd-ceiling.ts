@@ -12,12 +12,13 @@
 //   both     producer and consumer together, for --duration s (at --rate
 //            messages/s, 0 = as fast as nsqd acknowledges)
 //
-//   npm run build && node dist/bench/nsqd-ceiling.js [--duration 10] [--rate R] [--nsqd-arg=--mem-queue-size=100000]
+//   npm run build && node dist/bench/nsqd-ceiling.js [--duration 10] [--rate R] [--nsqd-arg --mem-queue-size=10000000]
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Reader, type Message } from 'nsqjs';
 import { encodeMpub, NsqWriter } from '../src/queue/nsq-writer';
+import { joinNsqdArgs } from './options';
 import { sampleProc, type ProcSample } from './proc-stats';
 import { startNsqd, type Nsqd } from './server-proc';
 
@@ -136,7 +137,7 @@ function stopConsumer(child: ChildProcess): Promise<{ got: number; cpuS: number 
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') return consumer(process.argv[3]!);
-  const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, rate: { type: 'string', default: '0' }, 'nsqd-arg': { type: 'string', multiple: true, default: [] } } });
+  const { values } = parseArgs({ args: joinNsqdArgs(process.argv.slice(2)), options: { duration: { type: 'string', default: '10' }, rate: { type: 'string', default: '0' }, 'nsqd-arg': { type: 'string', multiple: true, default: [] } } });
   const durationMs = Number(values.duration) * 1000;
   const nsqd = await startNsqd(values['nsqd-arg']);
   const pid = nsqd.pid!;

@@ -235,7 +235,7 @@ export function wantsHelp(argv: readonly string[]): boolean {
  * `--nsqd-arg --flag` as `--nsqd-arg=--flag`: parseArgs refuses a value that
  * starts with a dash after a space, and an nsqd flag always does.
  */
-function joinNsqdArgs(argv: readonly string[]): string[] {
+export function joinNsqdArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--nsqd-arg' && i + 1 < argv.length) out.push(`--nsqd-arg=${argv[++i]}`);
