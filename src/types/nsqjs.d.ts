@@ -68,6 +68,7 @@ declare module 'nsqjs' {
     static readonly FINISHED: string;
     static readonly REQUEUED: string;
     static readonly BACKOFF: string;
+    constructor(host: string, port: number, topic: string, channel: string, options: ConnectionOptions);
     readonly config: { readonly requeueDelay: number };
     readonly msgTimeout: number;
     readonly maxMsgTimeout: number;
@@ -77,8 +78,8 @@ declare module 'nsqjs' {
     receiveData(data: Buffer): void;
     lastReceivedTimestamp: number;
     lastMessageTimestamp: number;
-    /** Bytes of an incomplete frame (lib/framebuffer.js); absent when none. */
-    readonly frameBuffer: { buffer?: Buffer };
+    /** Bytes of an incomplete frame (lib/framebuffer.js); undefined when none, null once compression took them. */
+    readonly frameBuffer: { buffer?: Buffer | null };
     readonly statemachine: { readonly current_state_name: string; raise(event: string, ...args: unknown[]): void; goto(state: string, ...args: unknown[]): void };
   }
 

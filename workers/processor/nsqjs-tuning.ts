@@ -69,38 +69,61 @@ Message.prototype.requeue = function (this: Message, delay = this.requeueDelay, 
 //    concatenates through lodash per chunk and, per frame, slices the frame,
 //    its payload and the rest of the buffer and builds an array; and a
 //    message frame in the READY_RECV state (the only one that takes messages)
-//    is emitted directly instead of through a node-state event.
+//    is emitted directly instead of through a node-state event. Only once
+//    subscribed: before that a frame can change what the next bytes are
+//    (IDENTIFY turning on deflate, snappy or TLS), which nsqjs's own parser
+//    handles. The unread rest is saved before anything can throw, so a
+//    throwing listener costs no frame.
 const MESSAGE_EVENT = 'message';
+const receiveData = NSQDConnection.prototype.receiveData;
 NSQDConnection.prototype.receiveData = function (this: NSQDConnection, data: Buffer): void {
+  if (this.statemachine.current_state_name !== 'READY_RECV') {
+    receiveData.call(this, data);
+    return;
+  }
   this.lastReceivedTimestamp = Date.now();
   const rest = this.frameBuffer.buffer;
-  const buf = rest === undefined ? data : Buffer.concat([rest, data]);
+  // FrameBuffer empties to undefined, startCompression to null.
+  const buf = rest == null ? data : Buffer.concat([rest, data]);
   let off = 0;
-  // Frame: 4-byte size (of what follows), 4-byte frame type, data.
-  while (buf.length - off >= 8) {
-    const end = off + 4 + buf.readInt32BE(off);
-    if (end > buf.length) break;
-    const frameId = buf.readInt32BE(off + 4);
-    const payload = buf.subarray(off + 8, end);
-    off = end;
-    if (frameId === wire.FRAME_TYPE_MESSAGE) {
-      this.lastMessageTimestamp = this.lastReceivedTimestamp;
-      const msg = this.createMessage(payload);
-      if (this.statemachine.current_state_name === 'READY_RECV') this.emit(MESSAGE_EVENT, msg);
-      else this.statemachine.raise('consumeMessage', msg);
-    } else if (frameId === wire.FRAME_TYPE_RESPONSE) {
-      this.statemachine.raise('response', payload);
-    } else if (frameId === wire.FRAME_TYPE_ERROR) {
-      this.statemachine.goto('ERROR', new Error(payload.toString()));
+  try {
+    // Frame: 4-byte size (of what follows), 4-byte frame type, data.
+    while (buf.length - off >= 8) {
+      const size = buf.readInt32BE(off);
+      const end = off + 4 + size;
+      if (end > buf.length) break;
+      if (size < 4) {
+        // Not even a frame type: the stream is corrupt, and the connection with it.
+        off = buf.length;
+        this.statemachine.goto('ERROR', new Error(`nsqd sent a frame of size ${size}`));
+        return;
+      }
+      const frameId = buf.readInt32BE(off + 4);
+      const payload = buf.subarray(off + 8, end);
+      off = end;
+      if (frameId === wire.FRAME_TYPE_MESSAGE) {
+        this.lastMessageTimestamp = this.lastReceivedTimestamp;
+        const msg = this.createMessage(payload);
+        if (this.statemachine.current_state_name === 'READY_RECV') this.emit(MESSAGE_EVENT, msg);
+        else this.statemachine.raise('consumeMessage', msg);
+      } else if (frameId === wire.FRAME_TYPE_RESPONSE) {
+        this.statemachine.raise('response', payload);
+      } else if (frameId === wire.FRAME_TYPE_ERROR) {
+        this.statemachine.goto('ERROR', new Error(payload.toString()));
+      }
     }
+  } finally {
+    this.frameBuffer.buffer = off === buf.length ? undefined : buf.subarray(off);
   }
-  this.frameBuffer.buffer = off === buf.length ? undefined : buf.subarray(off);
 };
 
 // 6. The Reader hands each message on in a tick of its own, so that nsqjs's
-//    listeners see it first; they all have by then (the connection's RDY
-//    accounting runs in the same emit), and with maxAttempts 0 nothing else
-//    happens in that tick: it is handed on at once.
+//    listeners see it before its users do. Handed on at once (with
+//    maxAttempts 0 nothing else happens in that tick), the Reader's listener
+//    runs first: the connection counts the message in flight just after.
+//    Nothing may answer a message synchronously in its 'message' listener
+//    then (its RDY accounting would dip below zero for a moment); the
+//    consumer answers a batch turns later, once the shards acknowledged it.
 const handleMessage = Reader.prototype.handleMessage;
 Reader.prototype.handleMessage = function (this: Reader, message: Message): void {
   if (this.config.maxAttempts > 0) handleMessage.call(this, message);
