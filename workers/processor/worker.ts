@@ -22,9 +22,16 @@ const init = workerData as ProcessorInit;
 const log = createLogger('processor', init.logLevel, init.logFormat);
 const seqs = new SeqState(init.seqBuffer);
 const links = new ShardLinks(init.shards, init.shardWaitMs);
-/** This thread's slot in SeqState and in the counters, given by the main thread after hello (before any work). */
+/** This thread's slot in SeqState and in the counters, given by the main thread after hello. */
 let slot = -1;
 let counters: Float64Array = new Float64Array(0);
+/**
+ * Piscina may hand this thread a task before the main thread's answer to
+ * hello arrives (a busy box): such a task waits for the slot, or its routing
+ * would be counted nowhere and its number owned by no thread.
+ */
+let slotGiven: () => void;
+const hasSlot = new Promise<void>((resolve) => (slotGiven = resolve));
 let consumer: NsqConsumer | null = null;
 
 // Piscina gives a worker no port of its own: make one and hand the other end
@@ -36,6 +43,7 @@ toMain.on('message', (msg: MainToProcessor) => {
     case 'slot':
       slot = msg.slot;
       counters = processorRegion(init.counters, slot);
+      slotGiven();
       return;
     case 'shard-port':
       links.attach(msg.shard, msg.port, msg.firstSeq);
@@ -95,6 +103,7 @@ function deliverConsumed(bodies: Buffer[], samples: Float64Array | null): Promis
 
 /** Embedded queue: a Piscina task from the main thread; resolves once the shards delivered it. */
 export default function processBatch(task: ProcessTask): Promise<void> {
+  if (slot === -1) return hasSlot.then(() => processBatch(task));
   const { buf, ends, seq, samples } = task;
   seqs.own(seq, slot);
   const bodies: Buffer[] = new Array(ends.length);
